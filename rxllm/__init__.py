@@ -1,0 +1,118 @@
+"""rxllm: one API over many LLM providers, with streaming as hot Rx Observables.
+
+    import rxllm
+    from rxllm import ops
+
+    stream = rxllm.completion("openai", "gpt-4o-mini",
+                              messages=[{"role": "user", "content": "Write a haiku"}],
+                              stream=True)
+    stream.pipe(ops.extract_content()).subscribe(lambda text: print(text, end="", flush=True))
+
+Names are imported on first use, so ``import rxllm`` stays fast; aiohttp is loaded only
+when a request is made.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it (imported lazily by __getattr__)
+_LAZY = {
+    "completion": "rxllm._api",
+    "acompletion": "rxllm._api",
+    "ChatStream": "rxllm.stream",
+    "ChatChunk": "rxllm.types",
+    "ChatResponse": "rxllm.types",
+    "Message": "rxllm.types",
+    "ToolCall": "rxllm.types",
+    "Usage": "rxllm.types",
+    "LLMError": "rxllm.errors",
+    "is_llm_error": "rxllm.errors",
+    "error_summary": "rxllm.errors",
+    "list_providers": "rxllm.providers",
+    "provider_info": "rxllm.providers",
+    "supports_streaming": "rxllm.providers",
+    "supports_tools": "rxllm.providers",
+    "supports_vision": "rxllm.providers",
+}
+_SUBMODULES = {"errors", "ops", "providers", "streaming", "stream", "types", "transport"}
+
+__all__ = [
+    "ChatChunk",
+    "ChatResponse",
+    "ChatStream",
+    "LLMError",
+    "Message",
+    "ToolCall",
+    "Usage",
+    "__version__",
+    "aclose",
+    "acompletion",
+    "completion",
+    "error_summary",
+    "errors",
+    "is_llm_error",
+    "list_providers",
+    "ops",
+    "provider_info",
+    "providers",
+    "stream",
+    "streaming",
+    "supports_streaming",
+    "supports_tools",
+    "supports_vision",
+    "transport",
+    "types",
+]
+
+if TYPE_CHECKING:
+    from . import errors as errors
+    from . import ops as ops
+    from . import providers as providers
+    from . import stream as stream
+    from . import streaming as streaming
+    from . import transport as transport
+    from . import types as types
+    from ._api import acompletion as acompletion
+    from ._api import completion as completion
+    from .errors import LLMError as LLMError
+    from .errors import error_summary as error_summary
+    from .errors import is_llm_error as is_llm_error
+    from .providers import list_providers as list_providers
+    from .providers import provider_info as provider_info
+    from .providers import supports_streaming as supports_streaming
+    from .providers import supports_tools as supports_tools
+    from .providers import supports_vision as supports_vision
+    from .stream import ChatStream as ChatStream
+    from .types import ChatChunk as ChatChunk
+    from .types import ChatResponse as ChatResponse
+    from .types import Message as Message
+    from .types import ToolCall as ToolCall
+    from .types import Usage as Usage
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"rxllm.{name}")
+    else:
+        raise AttributeError(f"module 'rxllm' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+async def aclose() -> None:
+    """Close the HTTP session of the running event loop now (it is also closed automatically
+    when the loop shuts down)."""
+    from .transport.session import close_session
+
+    await close_session()

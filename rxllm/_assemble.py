@@ -1,0 +1,179 @@
+"""Assembling streamed chunks into one ``ChatResponse``.
+
+Text and reasoning fragments are collected per choice and joined once at the end; tool-call
+fragments are grouped by their ``index`` (the id and name arrive with the first fragment, the
+JSON arguments in pieces). Usage is taken from the last chunk that carries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .types import (
+    ChatChunk,
+    ChatResponse,
+    Choice,
+    FunctionCall,
+    Message,
+    ToolCall,
+    Usage,
+)
+
+__all__ = ["Assembler", "assemble", "extract_content"]
+
+
+class _ToolCallParts:
+    __slots__ = ("arguments", "id", "name", "type")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.type = "function"
+        self.arguments: list[str] = []
+
+
+class _ChoiceParts:
+    __slots__ = (
+        "finish_reason",
+        "native_finish_reason",
+        "reasoning",
+        "refusal",
+        "role",
+        "text",
+        "tools",
+    )
+
+    def __init__(self) -> None:
+        self.role = "assistant"
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.refusal: list[str] = []
+        self.tools: dict[int, _ToolCallParts] = {}
+        self.finish_reason: str | None = None
+        self.native_finish_reason: str | None = None
+
+
+class Assembler:
+    """Feed chunks with :meth:`add`; :meth:`result` builds the response (any time, any number
+    of times: a partial result is what arrived so far)."""
+
+    __slots__ = (
+        "_choices",
+        "created",
+        "id",
+        "model",
+        "provider",
+        "source",
+        "system_fingerprint",
+        "usage",
+    )
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.created = 0
+        self.model = ""
+        self.provider = ""
+        self.source: str | None = None
+        self.system_fingerprint: str | None = None
+        self.usage: Usage | None = None
+        self._choices: dict[int, _ChoiceParts] = {}
+
+    def add(self, chunk: ChatChunk) -> Assembler:
+        if not self.id and chunk.id:
+            self.id = chunk.id
+            self.created = chunk.created
+        if not self.model and chunk.model:
+            self.model = chunk.model
+        if not self.provider:
+            self.provider = chunk.provider
+            self.source = chunk.source
+        if chunk.system_fingerprint is not None:
+            self.system_fingerprint = chunk.system_fingerprint
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        for choice in chunk.choices:
+            parts = self._choices.get(choice.index)
+            if parts is None:
+                parts = self._choices[choice.index] = _ChoiceParts()
+            delta = choice.delta
+            if delta.content:
+                parts.text.append(delta.content)
+            if delta.reasoning_content:
+                parts.reasoning.append(delta.reasoning_content)
+            if delta.tool_calls:
+                for fragment in delta.tool_calls:
+                    call = parts.tools.get(fragment.index)
+                    if call is None:
+                        call = parts.tools[fragment.index] = _ToolCallParts()
+                    if fragment.id:
+                        call.id = fragment.id
+                    if fragment.type:
+                        call.type = fragment.type
+                    function = fragment.function
+                    if function is not None:
+                        if function.name and not call.name:
+                            call.name = function.name
+                        if function.arguments:
+                            call.arguments.append(function.arguments)
+            if delta.refusal:
+                parts.refusal.append(delta.refusal)
+            if delta.role:
+                parts.role = delta.role
+            if choice.finish_reason is not None:
+                parts.finish_reason = choice.finish_reason
+                parts.native_finish_reason = choice.native_finish_reason
+        return self
+
+    def result(self) -> ChatResponse:
+        choices = []
+        for index in sorted(self._choices):
+            parts = self._choices[index]
+            tool_calls = [
+                ToolCall(
+                    id=call.id,
+                    type=call.type,
+                    function=FunctionCall(name=call.name, arguments="".join(call.arguments)),
+                )
+                for _, call in sorted(parts.tools.items())
+            ]
+            message = Message(
+                role=parts.role,  # type: ignore[arg-type]
+                content="".join(parts.text) if parts.text or not tool_calls else None,
+                tool_calls=tool_calls or None,
+                reasoning_content="".join(parts.reasoning) if parts.reasoning else None,
+                refusal="".join(parts.refusal) if parts.refusal else None,
+            )
+            choices.append(
+                Choice(
+                    index=index,
+                    message=message,
+                    finish_reason=parts.finish_reason,
+                    native_finish_reason=parts.native_finish_reason,
+                )
+            )
+        return ChatResponse(
+            id=self.id,
+            created=self.created,
+            model=self.model,
+            choices=choices,
+            usage=self.usage,
+            system_fingerprint=self.system_fingerprint,
+            provider=self.provider,
+            source=self.source,
+        )
+
+
+def assemble(chunks: Iterable[ChatChunk]) -> ChatResponse:
+    """One response from a sequence of chunks."""
+    assembler = Assembler()
+    for chunk in chunks:
+        assembler.add(chunk)
+    return assembler.result()
+
+
+def extract_content(chunk: ChatChunk) -> str | None:
+    """The text a chunk adds to the first choice, or None for metadata-only chunks."""
+    choices = chunk.choices
+    if choices:
+        return choices[0].delta.content or None
+    return None

@@ -1,0 +1,187 @@
+"""What a provider module implements, and the request objects passed between the floors.
+
+A provider is pure translation (DESIGN contract 9): it builds an :class:`HttpRequest` from a
+:class:`ChatCall`, parses a complete response body, parses stream events into ``ChatChunk`` s,
+and maps error bodies to typed errors. It never does I/O and never touches Rx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from .errors import LLMError
+from .types import ChatChunk, ChatResponse, Message
+
+__all__ = [
+    "SENSITIVE_HEADERS",
+    "ChatCall",
+    "EventParser",
+    "HttpRequest",
+    "Provider",
+    "SSEEvent",
+    "StreamParser",
+]
+
+#: Header names whose values are credentials: masked in every repr.
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization"}
+)
+
+
+class SSEEvent(msgspec.Struct, gc=False):
+    """One server-sent event. ``data`` is raw bytes (UTF-8 JSON for every LLM provider)."""
+
+    data: bytes
+    event: str = "message"
+    id: str | None = None
+    retry: int | None = None
+
+
+def _mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: ("***" if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers.items()}
+
+
+class HttpRequest:
+    """A ready-to-send HTTP request. Its repr masks credential headers."""
+
+    __slots__ = ("body", "headers", "method", "url")
+
+    def __init__(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"HttpRequest({self.method} {self.url}, headers={_mask_headers(self.headers)})"
+
+
+class ChatCall:
+    """A validated chat request: everything known before any I/O. Its repr hides the key."""
+
+    __slots__ = (
+        "api_base",
+        "api_key",
+        "drop_params",
+        "extra_body",
+        "extra_headers",
+        "messages",
+        "model",
+        "options",
+        "params",
+        "provider",
+        "stream",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        model: str,
+        messages: list[Message],
+        params: dict[str, Any],
+        api_key: str | None,
+        api_base: str,
+        stream: bool,
+        timeout: float | None = None,
+        drop_params: bool = False,
+        extra_headers: dict[str, str] | None = None,
+        extra_body: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.messages = messages
+        self.params = params
+        self.api_key = api_key
+        self.api_base = api_base
+        self.stream = stream
+        self.timeout = timeout
+        self.drop_params = drop_params
+        self.extra_headers = extra_headers or {}
+        self.extra_body = extra_body or {}
+        self.options = options or {}
+
+    def __repr__(self) -> str:
+        key = "***" if self.api_key else None
+        return (
+            f"ChatCall(provider={self.provider!r}, model={self.model!r}, stream={self.stream}, "
+            f"api_base={self.api_base!r}, api_key={key!r}, params={sorted(self.params)})"
+        )
+
+
+class StreamParser(Protocol):
+    """Turns one request's stream events into chunks; one instance per request."""
+
+    #: True once the provider's end-of-stream marker has been seen: stop reading.
+    done: bool
+
+    def parse(self, events: list[Any]) -> tuple[list[ChatChunk], LLMError | None]:
+        """The events of one read (``SSEEvent`` s or NDJSON lines) -> their chunks, plus the
+        error that stopped parsing part-way (an error event, an unparseable frame), if any.
+        The chunks before the error are returned so they reach subscribers first."""
+        ...
+
+    def finish(self) -> ChatChunk | None:
+        """The body ended. Return a last chunk if the format holds one back, or raise
+        ``StreamTruncatedError`` when the end marker never came."""
+        ...
+
+
+class EventParser:
+    """Base for parsers that take one event at a time: implement :meth:`feed`."""
+
+    done: bool = False
+
+    def feed(self, event: Any) -> ChatChunk | None:
+        """One event -> a chunk, or None to skip it. Raise an ``LLMError`` to fail."""
+        raise NotImplementedError
+
+    def parse(self, events: list[Any]) -> tuple[list[ChatChunk], LLMError | None]:
+        chunks: list[ChatChunk] = []
+        feed = self.feed
+        try:
+            for event in events:
+                chunk = feed(event)
+                if chunk is not None:
+                    chunks.append(chunk)
+                if self.done:
+                    break
+        except LLMError as error:
+            return chunks, error
+        return chunks, None
+
+    def finish(self) -> ChatChunk | None:
+        return None
+
+
+class Provider(Protocol):
+    """The spec every provider module exposes as ``PROVIDER``."""
+
+    name: str
+    stream_format: Literal["sse", "ndjson"]
+    #: Options the caller may pass besides request parameters (e.g. Azure's ``api_version``).
+    option_names: frozenset[str]
+
+    def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
+        """Return the parameters to send; raise ``UnsupportedParamsError`` for unknown ones
+        unless ``drop`` (then they are left out)."""
+        ...
+
+    def build_request(self, call: ChatCall) -> HttpRequest: ...
+
+    def parse_response(self, body: bytes, call: ChatCall) -> ChatResponse: ...
+
+    def stream_parser(self, call: ChatCall) -> StreamParser: ...
+
+    def map_error(
+        self, status: int, body: bytes, headers: Mapping[str, str], call: ChatCall
+    ) -> LLMError:
+        """An HTTP error response -> the typed error (provider fields filled in)."""
+        ...

@@ -1,0 +1,301 @@
+"""OpenAI Chat Completions (``POST {api_base}/chat/completions``), streamed and not.
+
+The wire format is already rxllm's own shape, so a stream chunk is decoded by msgspec straight
+into ``ChatChunk``: no intermediate dicts, unknown fields (``obfuscation``, ``logprobs``)
+skipped by the decoder. A JSON object without ``id`` (``{"error": {...}}``) fails validation
+and is read as an error instead. Compatible servers reuse this module with another name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from .._spec import ChatCall, EventParser, HttpRequest, SSEEvent
+from ..errors import (
+    ContentPolicyViolationError,
+    ContextWindowExceededError,
+    LLMError,
+    MalformedResponseError,
+    QuotaExceededError,
+    StreamTruncatedError,
+    UnsupportedParamsError,
+    error_for_status,
+)
+from ..types import ChatChunk, ChatResponse
+from ._common import body_snippet, request_id_from, retry_after_from
+
+__all__ = ["PROVIDER", "OpenAIProvider", "OpenAIStreamParser"]
+
+#: Request parameters of the Chat Completions API.
+CHAT_PARAMS = frozenset(
+    {
+        "audio",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "modalities",
+        "n",
+        "parallel_tool_calls",
+        "prediction",
+        "presence_penalty",
+        "prompt_cache_key",
+        "reasoning_effort",
+        "response_format",
+        "safety_identifier",
+        "seed",
+        "service_tier",
+        "stop",
+        "store",
+        "stream_options",
+        "temperature",
+        "tool_choice",
+        "tools",
+        "top_logprobs",
+        "top_p",
+        "user",
+        "verbosity",
+        "web_search_options",
+    }
+)
+
+_FINISH = {"function_call": "tool_calls"}
+
+_decode_chunk = msgspec.json.Decoder(ChatChunk).decode
+_decode_chunks = msgspec.json.Decoder(list[ChatChunk]).decode
+_decode_response = msgspec.json.Decoder(ChatResponse).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class _ErrorDetail(msgspec.Struct):
+    message: str = ""
+    type: str | None = None
+    param: str | None = None
+    code: str | int | None = None
+
+
+class _ErrorEnvelope(msgspec.Struct):
+    error: _ErrorDetail | str
+
+
+_decode_error = msgspec.json.Decoder(_ErrorEnvelope).decode
+
+
+def error_from_body(
+    status: int | None,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    provider: str,
+    model: str | None,
+) -> LLMError:
+    """An OpenAI-style error body (``{"error": {message, type, param, code}}``) -> typed error."""
+    message, code, error_type, param = "", None, None, None
+    try:
+        detail = _decode_error(body).error
+    except msgspec.DecodeError:
+        message = body_snippet(body) or f"HTTP {status} with an empty body"
+    else:
+        if isinstance(detail, str):
+            message = detail
+        else:
+            message = detail.message
+            code = None if detail.code is None else str(detail.code)
+            error_type, param = detail.type, detail.param
+    cls = error_for_status(status)
+    markers = f"{code or ''} {error_type or ''}"
+    if "insufficient_quota" in markers:
+        cls = QuotaExceededError
+    elif "context_length_exceeded" in markers or "maximum context length" in message:
+        cls = ContextWindowExceededError
+    elif "content_policy_violation" in markers or code == "content_filter":
+        cls = ContentPolicyViolationError
+    elif code == "unsupported_parameter":
+        cls = UnsupportedParamsError
+    return cls(
+        message,
+        provider=provider,
+        model=model,
+        status_code=status,
+        code=code,
+        error_type=error_type,
+        param=param,
+        request_id=request_id_from(headers),
+        retry_after=retry_after_from(headers),
+    )
+
+
+def normalise_finish(choices: Any) -> None:
+    """Keep the provider's finish reason in ``native_finish_reason``; map legacy values."""
+    for choice in choices:
+        reason = choice.finish_reason
+        if reason is not None:
+            choice.native_finish_reason = reason
+            choice.finish_reason = _FINISH.get(reason, reason)
+
+
+class OpenAIStreamParser(EventParser):
+    """``data: {chunk}`` events until ``data: [DONE]``.
+
+    A read's events are decoded in one call, as a JSON array of their payloads: msgspec then
+    loops in C. Should that fail (the ``[DONE]`` marker, an error object, a bad frame) the
+    events are parsed one by one, which finds and reports the exact frame.
+    """
+
+    __slots__ = ("_model", "_name", "done")
+
+    def __init__(self, name: str, model: str) -> None:
+        self._name = name
+        self._model = model
+        self.done = False
+
+    def parse(self, events: list[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+        ends = bool(events) and events[-1].data == b"[DONE]"
+        body = events[:-1] if ends else events
+        if len(body) < 2:
+            return super().parse(events)
+        try:
+            chunks = _decode_chunks(b"[" + b",".join([event.data for event in body]) + b"]")
+        except msgspec.DecodeError:
+            return super().parse(events)
+        name = self._name
+        for chunk in chunks:
+            chunk.provider = name
+            for choice in chunk.choices:
+                reason = choice.finish_reason
+                if reason is not None:
+                    choice.native_finish_reason = reason
+                    choice.finish_reason = _FINISH.get(reason, reason)
+        self.done = ends
+        return chunks, None
+
+    def feed(self, event: SSEEvent) -> ChatChunk | None:
+        data = event.data
+        try:
+            chunk = _decode_chunk(data)
+        except msgspec.DecodeError:  # also ValidationError; the end marker lands here once
+            stripped = data.strip()
+            if stripped == b"[DONE]":
+                self.done = True
+                return None
+            if not stripped:
+                return None
+            raise self._not_a_chunk(data) from None
+        chunk.provider = self._name
+        normalise_finish(chunk.choices)
+        return chunk
+
+    def finish(self) -> ChatChunk | None:
+        if not self.done:
+            raise StreamTruncatedError(
+                "the connection closed before the end of the stream ([DONE])",
+                provider=self._name,
+                model=self._model,
+            )
+        return None
+
+    def _not_a_chunk(self, data: bytes) -> LLMError:
+        """An ``{"error": ...}`` frame is the provider's error; anything else is malformed."""
+        try:
+            _decode_error(data)
+        except msgspec.DecodeError:
+            return MalformedResponseError(
+                f"unparseable stream frame: {body_snippet(data, 120)!r}",
+                provider=self._name,
+                model=self._model,
+            )
+        return error_from_body(None, data, {}, provider=self._name, model=self._model)
+
+
+class OpenAIProvider:
+    """The Chat Completions protocol; ``name`` lets compatible servers reuse it."""
+
+    stream_format: Literal["sse", "ndjson"] = "sse"
+
+    def __init__(
+        self,
+        name: str = "openai",
+        *,
+        params: frozenset[str] = CHAT_PARAMS,
+        option_names: frozenset[str] = frozenset({"organization", "project"}),
+    ) -> None:
+        self.name = name
+        self.params = params
+        self.option_names = option_names
+
+    def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
+        unknown = [k for k in params if k not in self.params]
+        if not unknown:
+            return params
+        if drop:
+            return {k: v for k, v in params.items() if k in self.params}
+        raise UnsupportedParamsError(
+            f"{self.name} does not take parameter(s) {', '.join(sorted(unknown))}; "
+            "pass drop_params=True to leave them out, or extra_body={...} to send them anyway",
+            provider=self.name,
+            param=unknown[0],
+        )
+
+    def headers(self, call: ChatCall) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if call.stream:
+            headers["Accept"] = "text/event-stream"
+        if call.api_key:
+            headers["Authorization"] = f"Bearer {call.api_key}"
+        if call.options.get("organization"):
+            headers["OpenAI-Organization"] = str(call.options["organization"])
+        if call.options.get("project"):
+            headers["OpenAI-Project"] = str(call.options["project"])
+        headers.update(call.extra_headers)
+        return headers
+
+    def url(self, call: ChatCall) -> str:
+        return call.api_base.rstrip("/") + "/chat/completions"
+
+    def body(self, call: ChatCall) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": call.model, "messages": call.messages, **call.params}
+        if call.stream:
+            body["stream"] = True
+            body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
+        body.update(call.extra_body)
+        return body
+
+    def build_request(self, call: ChatCall) -> HttpRequest:
+        return HttpRequest("POST", self.url(call), self.headers(call), _encode(self.body(call)))
+
+    def parse_response(self, body: bytes, call: ChatCall) -> ChatResponse:
+        try:
+            response = _decode_response(body)
+        except msgspec.ValidationError:
+            if b'"error"' in body:
+                raise error_from_body(200, body, {}, provider=self.name, model=call.model) from None
+            raise MalformedResponseError(
+                f"response is not a chat.completion: {body_snippet(body, 200)!r}",
+                provider=self.name,
+                model=call.model,
+            ) from None
+        except msgspec.DecodeError:
+            raise MalformedResponseError(
+                f"response is not JSON: {body_snippet(body, 200)!r}",
+                provider=self.name,
+                model=call.model,
+            ) from None
+        response.provider = self.name
+        normalise_finish(response.choices)
+        return response
+
+    def stream_parser(self, call: ChatCall) -> OpenAIStreamParser:
+        return OpenAIStreamParser(self.name, call.model)
+
+    def map_error(
+        self, status: int, body: bytes, headers: Mapping[str, str], call: ChatCall
+    ) -> LLMError:
+        return error_from_body(status, body, headers, provider=self.name, model=call.model)
+
+
+PROVIDER = OpenAIProvider()

@@ -1,0 +1,222 @@
+"""The one shape every provider is translated into: messages, stream chunks and responses.
+
+Shapes follow OpenAI's ``chat.completion`` / ``chat.completion.chunk`` so code written against
+OpenAI reads naturally, plus ``provider`` (who produced it) and ``source`` (a fan-out label).
+All structs are ``gc=False``: they never form reference cycles, and a long stream keeps
+thousands of them alive for replay, which the cyclic GC would otherwise rescan again and again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "ChatChunk",
+    "ChatResponse",
+    "Choice",
+    "CompletionTokensDetails",
+    "ContentPart",
+    "Delta",
+    "FunctionCall",
+    "FunctionCallDelta",
+    "ImagePart",
+    "ImageURL",
+    "Message",
+    "PromptTokensDetails",
+    "StreamChoice",
+    "TextPart",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "FINISH_REASONS",
+]
+
+#: The normalised finish reasons; a provider's own value is kept in ``native_finish_reason``.
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
+
+
+class _Omit(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """Base for request-side structs: unset optional fields are left out of the JSON."""
+
+
+# --- content parts -------------------------------------------------------------------------
+
+
+class ImageURL(_Omit):
+    url: str
+    detail: str | None = None
+
+
+class TextPart(_Omit, tag="text", tag_field="type"):
+    text: str
+
+
+class ImagePart(_Omit, tag="image_url", tag_field="type"):
+    image_url: ImageURL
+
+
+ContentPart = TextPart | ImagePart
+
+
+# --- tool calls ----------------------------------------------------------------------------
+
+
+class FunctionCall(msgspec.Struct, kw_only=True, gc=False):
+    name: str
+    arguments: str = ""
+
+
+class ToolCall(msgspec.Struct, kw_only=True, gc=False):
+    """A complete tool call; ``function.arguments`` is the JSON text the model produced."""
+
+    id: str
+    type: str = "function"
+    function: FunctionCall
+
+    def parsed_arguments(self) -> Any:
+        """The arguments decoded from JSON (``{}`` when the model sent none)."""
+        return msgspec.json.decode(self.function.arguments) if self.function.arguments else {}
+
+
+class FunctionCallDelta(_Omit):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class ToolCallDelta(_Omit):
+    """A fragment of a streamed tool call; fragments with the same ``index`` belong together."""
+
+    index: int = 0
+    id: str | None = None
+    type: str | None = None
+    function: FunctionCallDelta | None = None
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+class Message(_Omit):
+    """A chat message, request or response side. ``content`` is text or a list of parts."""
+
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    reasoning_content: str | None = None
+    refusal: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The text of ``content`` whether it is a string or a list of parts."""
+        content = self.content
+        if content is None:
+            return ""
+        if isinstance(content, str):
+            return content
+        return "".join(p.text for p in content if isinstance(p, TextPart))
+
+
+# --- usage ---------------------------------------------------------------------------------
+
+
+class PromptTokensDetails(_Omit):
+    cached_tokens: int | None = None
+    audio_tokens: int | None = None
+
+
+class CompletionTokensDetails(_Omit):
+    reasoning_tokens: int | None = None
+    audio_tokens: int | None = None
+    accepted_prediction_tokens: int | None = None
+    rejected_prediction_tokens: int | None = None
+
+
+class Usage(msgspec.Struct, kw_only=True, gc=False):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_tokens_details: PromptTokensDetails | None = None
+    completion_tokens_details: CompletionTokensDetails | None = None
+
+
+# --- streaming -----------------------------------------------------------------------------
+
+
+class Delta(_Omit):
+    role: str | None = None
+    content: str | None = None
+    reasoning_content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+    refusal: str | None = None
+
+
+class StreamChoice(msgspec.Struct, kw_only=True, gc=False):
+    index: int = 0
+    delta: Delta = msgspec.field(default_factory=Delta)
+    finish_reason: str | None = None
+    native_finish_reason: str | None = None
+
+
+class ChatChunk(msgspec.Struct, kw_only=True, gc=False):
+    """One streamed chunk, shaped like OpenAI's ``chat.completion.chunk``."""
+
+    id: str
+    object: str = "chat.completion.chunk"
+    created: int = 0
+    model: str = ""
+    choices: list[StreamChoice] = []
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    provider: str = ""
+    source: str | None = None
+
+
+# --- complete responses --------------------------------------------------------------------
+
+
+class Choice(msgspec.Struct, kw_only=True, gc=False):
+    index: int = 0
+    message: Message
+    finish_reason: str | None = None
+    native_finish_reason: str | None = None
+
+
+class ChatResponse(msgspec.Struct, kw_only=True, gc=False):
+    """A complete answer, shaped like OpenAI's ``chat.completion``."""
+
+    id: str
+    object: str = "chat.completion"
+    created: int = 0
+    model: str = ""
+    choices: list[Choice] = []
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+    provider: str = ""
+    source: str | None = None
+
+    @property
+    def message(self) -> Message | None:
+        """The first choice's message, if any."""
+        return self.choices[0].message if self.choices else None
+
+    @property
+    def text(self) -> str:
+        """The first choice's text ("" when the model only called tools)."""
+        return self.choices[0].message.text if self.choices else ""
+
+    @property
+    def reasoning_content(self) -> str | None:
+        return self.choices[0].message.reasoning_content if self.choices else None
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        if not self.choices:
+            return []
+        return self.choices[0].message.tool_calls or []
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.choices[0].finish_reason if self.choices else None

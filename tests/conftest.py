@@ -1,0 +1,37 @@
+"""Shared test fixtures: the loopback replay server and the recorded transcripts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .server import ReplayServer
+
+FIXTURES = Path(__file__).parent / "fixtures"
+API_KEY = "sk-test-0123456789abcdefSECRET"
+
+
+def fixture_bytes(name: str) -> bytes:
+    """The recorded transcript ``tests/fixtures/<name>`` (see tests/fixtures/SOURCES.md)."""
+    return (FIXTURES / name).read_bytes()
+
+
+@pytest.fixture(scope="session")
+def _server() -> Iterator[ReplayServer]:
+    server = ReplayServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(_server: ReplayServer) -> Iterator[ReplayServer]:
+    _server.reset()
+    yield _server
+    _server.reset()
+
+
+@pytest.fixture
+def openai_base(server: ReplayServer) -> str:
+    return server.base + "/v1"
