@@ -23,6 +23,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "completion": "rxllm._api",
     "acompletion": "rxllm._api",
+    "embedding": "rxllm._api",
+    "aembedding": "rxllm._api",
+    "EmbeddingResponse": "rxllm.types",
     "ChatStream": "rxllm.stream",
     "ChatChunk": "rxllm.types",
     "ChatResponse": "rxllm.types",
@@ -44,6 +47,7 @@ __all__ = [
     "ChatChunk",
     "ChatResponse",
     "ChatStream",
+    "EmbeddingResponse",
     "LLMError",
     "Message",
     "ToolCall",
@@ -51,7 +55,9 @@ __all__ = [
     "__version__",
     "aclose",
     "acompletion",
+    "aembedding",
     "completion",
+    "embedding",
     "error_summary",
     "errors",
     "is_llm_error",
@@ -77,7 +83,9 @@ if TYPE_CHECKING:
     from . import transport as transport
     from . import types as types
     from ._api import acompletion as acompletion
+    from ._api import aembedding as aembedding
     from ._api import completion as completion
+    from ._api import embedding as embedding
     from .errors import LLMError as LLMError
     from .errors import error_summary as error_summary
     from .errors import is_llm_error as is_llm_error
@@ -89,6 +97,7 @@ if TYPE_CHECKING:
     from .stream import ChatStream as ChatStream
     from .types import ChatChunk as ChatChunk
     from .types import ChatResponse as ChatResponse
+    from .types import EmbeddingResponse as EmbeddingResponse
     from .types import Message as Message
     from .types import ToolCall as ToolCall
     from .types import Usage as Usage

@@ -8,19 +8,27 @@ stream that can be sent.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, overload
 
 import msgspec
 
 from . import providers
 from ._loop import run_sync
-from ._spec import ChatCall, HttpRequest, Provider
+from ._spec import ChatCall, EmbeddingCall, EmbeddingProvider, HttpRequest, Provider
 from .errors import BadRequestError, ConfigurationError
-from .stream import ChatStream, fetch_response
-from .types import ChatResponse, Message
+from .stream import ChatStream, fetch, fetch_response
+from .types import ChatResponse, EmbeddingResponse, Message
 
-__all__ = ["DEFAULT_TIMEOUT", "acompletion", "completion", "prepare"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "acompletion",
+    "aembedding",
+    "completion",
+    "embedding",
+    "prepare",
+    "prepare_embedding",
+]
 
 #: Seconds allowed to connect and between reads of a stream (total time for a plain request).
 DEFAULT_TIMEOUT = 600.0
@@ -49,6 +57,75 @@ def _messages(messages: Sequence[MessageLike] | None) -> list[Message]:
     return result
 
 
+def _common(
+    provider: str | None,
+    model: str | None,
+    *,
+    api_key: str | None,
+    api_base: str | None,
+    timeout: float | None,
+    drop_params: bool,
+    extra_headers: Mapping[str, str] | None,
+    extra_body: Mapping[str, Any] | None,
+    params: Mapping[str, Any] | None,
+    option_names: Callable[[Any], frozenset[str]],
+    capability: str | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Resolve provider, key, base URL and options shared by every kind of call.
+
+    Returns the provider implementation and the keyword arguments of a ``Call``; request
+    parameters are left in ``params`` for the caller to check against the provider."""
+    name, model_name = providers.split_model(provider, model)
+    info = providers.provider_info(name)
+    if capability is not None and not getattr(info, capability):
+        raise ConfigurationError(f"{name} does not offer {capability}", provider=name)
+    spec = providers.get_provider(name)
+    key = providers.api_key_for(info, api_key)
+    if key is None and info.key_required:
+        variables = " or ".join(info.env_keys) or "api_key="
+        raise ConfigurationError(
+            f"no API key for {name}: pass api_key=... or set {variables}", provider=name
+        )
+    base = api_base or (os.environ.get(info.env_api_base) if info.env_api_base else None)
+    base = base or info.default_api_base
+    if timeout is not None and timeout <= 0:
+        raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
+    names = option_names(spec)
+    options: dict[str, Any] = {}
+    request_params: dict[str, Any] = {}
+    for k, v in (params or {}).items():
+        if k in names:
+            options[k] = v
+        elif k == "stream":
+            raise BadRequestError("pass stream= as its own argument")
+        else:
+            request_params[k] = v
+    for option, variable in info.env_options.items():
+        if option not in options and os.environ.get(variable):
+            options[option] = os.environ[variable]
+    common = {
+        "provider": name,
+        "model": model_name,
+        "params": request_params,
+        "api_key": key,
+        "api_base": base,
+        "timeout": timeout,
+        "drop_params": drop_params,
+        "extra_headers": dict(extra_headers or {}),
+        "extra_body": dict(extra_body or {}),
+        "options": options,
+    }
+    return spec, common
+
+
+def _checked(check: Callable[[], dict[str, Any]], common: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return check()
+    except BadRequestError as exc:
+        exc._with_context(provider=common["provider"], model=common["model"], secret=None)
+        raise
+
+
 def prepare(
     provider: str | None,
     model: str | None,
@@ -63,49 +140,134 @@ def prepare(
     extra_body: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> tuple[ChatCall, Provider, HttpRequest]:
-    """Validate a call and build its HTTP request, without sending anything."""
-    name, model_name = providers.split_model(provider, model)
-    info = providers.provider_info(name)
-    spec = providers.get_provider(name)
-    key = providers.api_key_for(info, api_key)
-    if key is None and info.key_required:
-        variables = " or ".join(info.env_keys) or "api_key="
-        raise ConfigurationError(
-            f"no API key for {name}: pass api_key=... or set {variables}", provider=name
-        )
-    base = api_base or (os.environ.get(info.env_api_base) if info.env_api_base else None)
-    base = base or info.default_api_base
-    if timeout is not None and timeout <= 0:
-        raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
-    options: dict[str, Any] = {}
-    request_params: dict[str, Any] = {}
-    for k, v in (params or {}).items():
-        if k in spec.option_names:
-            options[k] = v
-        elif k == "stream":
-            raise BadRequestError("pass stream= as its own argument")
-        else:
-            request_params[k] = v
-    try:
-        request_params = spec.check_params(request_params, drop_params)
-    except BadRequestError as exc:
-        exc._with_context(provider=name, model=model_name, secret=key)
-        raise
-    call = ChatCall(
-        provider=name,
-        model=model_name,
-        messages=_messages(messages),
-        params=request_params,
-        api_key=key,
-        api_base=base,
-        stream=stream,
+    """Validate a chat call and build its HTTP request, without sending anything."""
+    spec, common = _common(
+        provider,
+        model,
+        api_key=api_key,
+        api_base=api_base,
         timeout=timeout,
         drop_params=drop_params,
-        extra_headers=dict(extra_headers or {}),
-        extra_body=dict(extra_body or {}),
-        options=options,
+        extra_headers=extra_headers,
+        extra_body=extra_body,
+        params=params,
+        option_names=lambda p: p.option_names,
+        capability=None if not stream else "streaming",
     )
-    return call, spec, spec.build_request(call)
+    provider_spec: Provider = spec
+    common["params"] = _checked(
+        lambda: provider_spec.check_params(common["params"], drop_params), common
+    )
+    call = ChatCall(messages=_messages(messages), stream=stream, **common)
+    return call, provider_spec, provider_spec.build_request(call)
+
+
+def prepare_embedding(
+    provider: str | None,
+    model: str | None,
+    *,
+    input: str | Sequence[str],
+    api_key: str | None = None,
+    api_base: str | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    drop_params: bool = False,
+    extra_headers: Mapping[str, str] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> tuple[EmbeddingCall, EmbeddingProvider, HttpRequest]:
+    """Validate an embedding call and build its HTTP request, without sending anything."""
+    texts = [input] if isinstance(input, str) else list(input)
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise BadRequestError("input must be a string or a non-empty list of strings")
+    spec, common = _common(
+        provider,
+        model,
+        api_key=api_key,
+        api_base=api_base,
+        timeout=timeout,
+        drop_params=drop_params,
+        extra_headers=extra_headers,
+        extra_body=extra_body,
+        params=params,
+        option_names=lambda p: p.option_names,
+        capability="embeddings",
+    )
+    provider_spec: EmbeddingProvider = spec
+    common["params"] = _checked(
+        lambda: provider_spec.check_embedding_params(common["params"], drop_params), common
+    )
+    call = EmbeddingCall(input=texts, **common)
+    return call, provider_spec, provider_spec.build_embedding_request(call)
+
+
+async def _fetch_embedding(
+    call: EmbeddingCall, spec: EmbeddingProvider, request: HttpRequest
+) -> EmbeddingResponse:
+    provider: Provider = spec  # type: ignore[assignment]
+    return await fetch(
+        call,
+        request,
+        lambda body: spec.parse_embedding_response(body, call),
+        lambda status, body, headers: provider.map_error(status, body, headers, call),
+    )
+
+
+def embedding(
+    provider: str | None = None,
+    model: str | None = None,
+    *,
+    input: str | Sequence[str],
+    api_key: str | None = None,
+    api_base: str | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    drop_params: bool = False,
+    extra_headers: Mapping[str, str] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    **params: Any,
+) -> EmbeddingResponse:
+    """Embed a string or a list of strings; blocks until the vectors arrive."""
+    call, spec, request = prepare_embedding(
+        provider,
+        model,
+        input=input,
+        api_key=api_key,
+        api_base=api_base,
+        timeout=timeout,
+        drop_params=drop_params,
+        extra_headers=extra_headers,
+        extra_body=extra_body,
+        params=params,
+    )
+    return run_sync(_fetch_embedding(call, spec, request))
+
+
+async def aembedding(
+    provider: str | None = None,
+    model: str | None = None,
+    *,
+    input: str | Sequence[str],
+    api_key: str | None = None,
+    api_base: str | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    drop_params: bool = False,
+    extra_headers: Mapping[str, str] | None = None,
+    extra_body: Mapping[str, Any] | None = None,
+    **params: Any,
+) -> EmbeddingResponse:
+    """:func:`embedding` for asyncio."""
+    call, spec, request = prepare_embedding(
+        provider,
+        model,
+        input=input,
+        api_key=api_key,
+        api_base=api_base,
+        timeout=timeout,
+        drop_params=drop_params,
+        extra_headers=extra_headers,
+        extra_body=extra_body,
+        params=params,
+    )
+    return await _fetch_embedding(call, spec, request)
 
 
 @overload

@@ -13,11 +13,14 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from .errors import LLMError
-from .types import ChatChunk, ChatResponse, Message
+from .types import ChatChunk, ChatResponse, EmbeddingResponse, Message
 
 __all__ = [
     "SENSITIVE_HEADERS",
+    "Call",
     "ChatCall",
+    "EmbeddingCall",
+    "EmbeddingProvider",
     "EventParser",
     "HttpRequest",
     "Provider",
@@ -61,8 +64,11 @@ class HttpRequest:
         return f"HttpRequest({self.method} {self.url}, headers={_mask_headers(self.headers)})"
 
 
-class ChatCall:
-    """A validated chat request: everything known before any I/O. Its repr hides the key."""
+class Call:
+    """What every validated request carries: everything known before any I/O.
+
+    Its repr hides the API key. Provider modules read these fields; the entry layer fills them.
+    """
 
     __slots__ = (
         "api_base",
@@ -70,12 +76,10 @@ class ChatCall:
         "drop_params",
         "extra_body",
         "extra_headers",
-        "messages",
         "model",
         "options",
         "params",
         "provider",
-        "stream",
         "timeout",
     )
 
@@ -84,11 +88,9 @@ class ChatCall:
         *,
         provider: str,
         model: str,
-        messages: list[Message],
         params: dict[str, Any],
         api_key: str | None,
         api_base: str,
-        stream: bool,
         timeout: float | None = None,
         drop_params: bool = False,
         extra_headers: dict[str, str] | None = None,
@@ -97,11 +99,9 @@ class ChatCall:
     ) -> None:
         self.provider = provider
         self.model = model
-        self.messages = messages
         self.params = params
         self.api_key = api_key
         self.api_base = api_base
-        self.stream = stream
         self.timeout = timeout
         self.drop_params = drop_params
         self.extra_headers = extra_headers or {}
@@ -111,9 +111,30 @@ class ChatCall:
     def __repr__(self) -> str:
         key = "***" if self.api_key else None
         return (
-            f"ChatCall(provider={self.provider!r}, model={self.model!r}, stream={self.stream}, "
+            f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r}, "
             f"api_base={self.api_base!r}, api_key={key!r}, params={sorted(self.params)})"
         )
+
+
+class ChatCall(Call):
+    """A validated chat request."""
+
+    __slots__ = ("messages", "stream")
+
+    def __init__(self, *, messages: list[Message], stream: bool, **common: Any) -> None:
+        super().__init__(**common)
+        self.messages = messages
+        self.stream = stream
+
+
+class EmbeddingCall(Call):
+    """A validated embedding request: one vector per string of ``input``."""
+
+    __slots__ = ("input",)
+
+    def __init__(self, *, input: list[str], **common: Any) -> None:
+        super().__init__(**common)
+        self.input = input
 
 
 class StreamParser(Protocol):
@@ -181,7 +202,17 @@ class Provider(Protocol):
     def stream_parser(self, call: ChatCall) -> StreamParser: ...
 
     def map_error(
-        self, status: int, body: bytes, headers: Mapping[str, str], call: ChatCall
+        self, status: int, body: bytes, headers: Mapping[str, str], call: Call
     ) -> LLMError:
         """An HTTP error response -> the typed error (provider fields filled in)."""
         ...
+
+
+class EmbeddingProvider(Protocol):
+    """What a provider with ``embeddings=True`` in the registry also implements."""
+
+    def check_embedding_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]: ...
+
+    def build_embedding_request(self, call: EmbeddingCall) -> HttpRequest: ...
+
+    def parse_embedding_response(self, body: bytes, call: EmbeddingCall) -> EmbeddingResponse: ...

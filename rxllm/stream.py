@@ -25,7 +25,8 @@ import asyncio
 import contextlib
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import aiohttp
 from reactivex import Observable, abc
@@ -34,12 +35,14 @@ from reactivex.disposable import Disposable
 from . import transport
 from ._assemble import assemble
 from ._loop import background_loop, running_loop
-from ._spec import ChatCall, HttpRequest, Provider
+from ._spec import Call, ChatCall, HttpRequest, Provider
 from .errors import LLMError, StreamCancelledError
 from .providers._common import request_id_from
 from .types import ChatChunk, ChatResponse
 
-__all__ = ["ChatStream", "fetch_response"]
+__all__ = ["ChatStream", "fetch", "fetch_response"]
+
+T = TypeVar("T")
 
 log = logging.getLogger("rxllm")
 
@@ -50,15 +53,20 @@ _PENDING, _RUNNING, _COMPLETED, _FAILED, _CANCELLED = range(5)
 _STATE_NAMES = ("pending", "running", "completed", "failed", "cancelled")
 
 
-def _add_context(error: LLMError, call: ChatCall, request_id: str | None) -> LLMError:
+def _add_context(error: LLMError, call: Call, request_id: str | None) -> LLMError:
     error._with_context(provider=call.provider, model=call.model, secret=call.api_key)
     if error.request_id is None:
         error.request_id = request_id
     return error
 
 
-async def fetch_response(call: ChatCall, provider: Provider, request: HttpRequest) -> ChatResponse:
-    """The non-streaming request: send, read the body, parse or map the error."""
+async def fetch(
+    call: Call,
+    request: HttpRequest,
+    parse: Callable[[bytes], T],
+    map_error: Callable[[int, bytes, Mapping[str, str]], LLMError],
+) -> T:
+    """A plain request/response exchange: send, read the body, parse it or map the error."""
     request_id = None
     try:
         response = await transport.send(request, timeout=call.timeout, stream=False)
@@ -72,10 +80,20 @@ async def fetch_response(call: ChatCall, provider: Provider, request: HttpReques
             raise
         response.release()
         if response.status >= 300:
-            raise provider.map_error(response.status, body, response.headers, call)
-        return provider.parse_response(body, call)
+            raise map_error(response.status, body, response.headers)
+        return parse(body)
     except LLMError as error:
         raise _add_context(error, call, request_id) from error.__cause__
+
+
+async def fetch_response(call: ChatCall, provider: Provider, request: HttpRequest) -> ChatResponse:
+    """The non-streaming chat request."""
+    return await fetch(
+        call,
+        request,
+        lambda body: provider.parse_response(body, call),
+        lambda status, body, headers: provider.map_error(status, body, headers, call),
+    )
 
 
 class ChatStream(Observable[ChatChunk]):

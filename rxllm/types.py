@@ -19,6 +19,8 @@ __all__ = [
     "CompletionTokensDetails",
     "ContentPart",
     "Delta",
+    "Embedding",
+    "EmbeddingResponse",
     "FunctionCall",
     "FunctionCallDelta",
     "ImagePart",
@@ -220,3 +222,27 @@ class ChatResponse(msgspec.Struct, kw_only=True, gc=False):
     @property
     def finish_reason(self) -> str | None:
         return self.choices[0].finish_reason if self.choices else None
+
+
+# --- embeddings ----------------------------------------------------------------------------
+
+
+class Embedding(msgspec.Struct, kw_only=True, gc=False):
+    index: int = 0
+    embedding: list[float]
+    object: str = "embedding"
+
+
+class EmbeddingResponse(msgspec.Struct, kw_only=True, gc=False):
+    """Vectors for each input, in input order, shaped like OpenAI's embeddings response."""
+
+    data: list[Embedding]
+    model: str = ""
+    usage: Usage | None = None
+    provider: str = ""
+    object: str = "list"
+
+    @property
+    def vectors(self) -> list[list[float]]:
+        """The embeddings alone, in input order."""
+        return [item.embedding for item in sorted(self.data, key=lambda item: item.index)]

@@ -39,6 +39,10 @@ class ProviderInfo(msgspec.Struct, frozen=True, kw_only=True):
     env_keys: tuple[str, ...] = ()
     #: Environment variable that may override ``default_api_base``.
     env_api_base: str | None = None
+    #: Provider options read from the environment when not passed: option -> variable.
+    env_options: dict[str, str] = msgspec.field(default_factory=dict)
+    #: A sensible model for quick setups (the router's ``quick_setup``).
+    default_model: str | None = None
     key_required: bool = True
     streaming: bool = True
     tools: bool = False
@@ -56,9 +60,11 @@ _REGISTRY: dict[str, ProviderInfo] = {
             default_api_base="https://api.openai.com/v1",
             env_keys=("OPENAI_API_KEY",),
             env_api_base="OPENAI_BASE_URL",
+            default_model="gpt-4o-mini",
             tools=True,
             vision=True,
             reasoning=False,
+            embeddings=True,
         ),
     )
 }

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .._spec import ChatCall, EventParser, HttpRequest, SSEEvent
+from .._spec import Call, ChatCall, EmbeddingCall, EventParser, HttpRequest, SSEEvent
 from ..errors import (
     ContentPolicyViolationError,
     ContextWindowExceededError,
@@ -24,7 +24,7 @@ from ..errors import (
     UnsupportedParamsError,
     error_for_status,
 )
-from ..types import ChatChunk, ChatResponse
+from ..types import ChatChunk, ChatResponse, EmbeddingResponse
 from ._common import body_snippet, request_id_from, retry_after_from
 
 __all__ = ["PROVIDER", "OpenAIProvider", "OpenAIStreamParser"]
@@ -64,11 +64,15 @@ CHAT_PARAMS = frozenset(
     }
 )
 
+#: Request parameters of the Embeddings API (vectors are always asked for as floats).
+EMBEDDING_PARAMS = frozenset({"dimensions", "user"})
+
 _FINISH = {"function_call": "tool_calls"}
 
 _decode_chunk = msgspec.json.Decoder(ChatChunk).decode
 _decode_chunks = msgspec.json.Decoder(list[ChatChunk]).decode
 _decode_response = msgspec.json.Decoder(ChatResponse).decode
+_decode_embeddings = msgspec.json.Decoder(EmbeddingResponse).decode
 _encode = msgspec.json.Encoder().encode
 
 
@@ -212,6 +216,23 @@ class OpenAIStreamParser(EventParser):
         return error_from_body(None, data, {}, provider=self._name, model=self._model)
 
 
+def _check(
+    provider: str, params: dict[str, Any], known: frozenset[str], drop: bool
+) -> dict[str, Any]:
+    """``params`` if all are known; else drop the unknown ones or refuse them."""
+    unknown = [k for k in params if k not in known]
+    if not unknown:
+        return params
+    if drop:
+        return {k: v for k, v in params.items() if k in known}
+    raise UnsupportedParamsError(
+        f"{provider} does not take parameter(s) {', '.join(sorted(unknown))}; "
+        "pass drop_params=True to leave them out, or extra_body={...} to send them anyway",
+        provider=provider,
+        param=unknown[0],
+    )
+
+
 class OpenAIProvider:
     """The Chat Completions protocol; ``name`` lets compatible servers reuse it."""
 
@@ -222,28 +243,20 @@ class OpenAIProvider:
         name: str = "openai",
         *,
         params: frozenset[str] = CHAT_PARAMS,
+        embedding_params: frozenset[str] = EMBEDDING_PARAMS,
         option_names: frozenset[str] = frozenset({"organization", "project"}),
     ) -> None:
         self.name = name
         self.params = params
+        self.embedding_params = embedding_params
         self.option_names = option_names
 
     def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
-        unknown = [k for k in params if k not in self.params]
-        if not unknown:
-            return params
-        if drop:
-            return {k: v for k, v in params.items() if k in self.params}
-        raise UnsupportedParamsError(
-            f"{self.name} does not take parameter(s) {', '.join(sorted(unknown))}; "
-            "pass drop_params=True to leave them out, or extra_body={...} to send them anyway",
-            provider=self.name,
-            param=unknown[0],
-        )
+        return _check(self.name, params, self.params, drop)
 
-    def headers(self, call: ChatCall) -> dict[str, str]:
+    def headers(self, call: Call, *, stream: bool = False) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if call.stream:
+        if stream:
             headers["Accept"] = "text/event-stream"
         if call.api_key:
             headers["Authorization"] = f"Bearer {call.api_key}"
@@ -266,7 +279,8 @@ class OpenAIProvider:
         return body
 
     def build_request(self, call: ChatCall) -> HttpRequest:
-        return HttpRequest("POST", self.url(call), self.headers(call), _encode(self.body(call)))
+        headers = self.headers(call, stream=call.stream)
+        return HttpRequest("POST", self.url(call), headers, _encode(self.body(call)))
 
     def parse_response(self, body: bytes, call: ChatCall) -> ChatResponse:
         try:
@@ -293,9 +307,35 @@ class OpenAIProvider:
         return OpenAIStreamParser(self.name, call.model)
 
     def map_error(
-        self, status: int, body: bytes, headers: Mapping[str, str], call: ChatCall
+        self, status: int, body: bytes, headers: Mapping[str, str], call: Call
     ) -> LLMError:
         return error_from_body(status, body, headers, provider=self.name, model=call.model)
+
+    # --- embeddings --------------------------------------------------------------------
+
+    def check_embedding_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
+        return _check(self.name, params, self.embedding_params, drop)
+
+    def embedding_url(self, call: EmbeddingCall) -> str:
+        return call.api_base.rstrip("/") + "/embeddings"
+
+    def build_embedding_request(self, call: EmbeddingCall) -> HttpRequest:
+        body = {"model": call.model, "input": call.input, **call.params, **call.extra_body}
+        return HttpRequest("POST", self.embedding_url(call), self.headers(call), _encode(body))
+
+    def parse_embedding_response(self, body: bytes, call: EmbeddingCall) -> EmbeddingResponse:
+        try:
+            response = _decode_embeddings(body)
+        except msgspec.DecodeError:
+            if b'"error"' in body:
+                raise error_from_body(200, body, {}, provider=self.name, model=call.model) from None
+            raise MalformedResponseError(
+                f"response is not an embedding list: {body_snippet(body, 200)!r}",
+                provider=self.name,
+                model=call.model,
+            ) from None
+        response.provider = self.name
+        return response
 
 
 PROVIDER = OpenAIProvider()
