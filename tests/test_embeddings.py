@@ -8,7 +8,7 @@ import rxllm
 from rxllm import errors
 
 from .conftest import API_KEY
-from .server import Reply, ReplayServer
+from .server import ReplayServer, Reply
 
 # Shape of POST /v1/embeddings as documented by OpenAI (a short hand-written body: the vectors
 # of a real recording are thousands of floats long).
