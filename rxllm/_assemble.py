@@ -8,6 +8,7 @@ JSON arguments in pieces). Usage is taken from the last chunk that carries it.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from .types import (
     ChatChunk,
@@ -19,21 +20,32 @@ from .types import (
     Usage,
 )
 
-__all__ = ["Assembler", "assemble", "extract_content"]
+__all__ = ["Assembler", "assemble", "extract_content", "merge_fields"]
+
+
+def merge_fields(into: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """Provider fields of later chunks win, except that lists are concatenated."""
+    merged = dict(into) if into else {}
+    for key, value in new.items():
+        old = merged.get(key)
+        merged[key] = old + value if isinstance(old, list) and isinstance(value, list) else value
+    return merged
 
 
 class _ToolCallParts:
-    __slots__ = ("arguments", "id", "name", "type")
+    __slots__ = ("arguments", "fields", "id", "name", "type")
 
     def __init__(self) -> None:
         self.id = ""
         self.name = ""
         self.type = "function"
         self.arguments: list[str] = []
+        self.fields: dict[str, Any] | None = None
 
 
 class _ChoiceParts:
     __slots__ = (
+        "fields",
         "finish_reason",
         "native_finish_reason",
         "reasoning",
@@ -51,6 +63,7 @@ class _ChoiceParts:
         self.tools: dict[int, _ToolCallParts] = {}
         self.finish_reason: str | None = None
         self.native_finish_reason: str | None = None
+        self.fields: dict[str, Any] | None = None
 
 
 class Assembler:
@@ -115,10 +128,14 @@ class Assembler:
                             call.name = function.name
                         if function.arguments:
                             call.arguments.append(function.arguments)
+                    if fragment.provider_fields:
+                        call.fields = merge_fields(call.fields, fragment.provider_fields)
             if delta.refusal:
                 parts.refusal.append(delta.refusal)
             if delta.role:
                 parts.role = delta.role
+            if delta.provider_fields:
+                parts.fields = merge_fields(parts.fields, delta.provider_fields)
             if choice.finish_reason is not None:
                 parts.finish_reason = choice.finish_reason
                 parts.native_finish_reason = choice.native_finish_reason
@@ -133,6 +150,7 @@ class Assembler:
                     id=call.id,
                     type=call.type,
                     function=FunctionCall(name=call.name, arguments="".join(call.arguments)),
+                    provider_fields=call.fields,
                 )
                 for _, call in sorted(parts.tools.items())
             ]
@@ -142,6 +160,7 @@ class Assembler:
                 tool_calls=tool_calls or None,
                 reasoning_content="".join(parts.reasoning) if parts.reasoning else None,
                 refusal="".join(parts.refusal) if parts.refusal else None,
+                provider_fields=parts.fields,
             )
             choices.append(
                 Choice(

@@ -48,7 +48,12 @@ def background_loop() -> asyncio.AbstractEventLoop:
             def run() -> None:
                 asyncio.set_event_loop(new_loop)
                 new_loop.call_soon(started.set)
-                new_loop.run_forever()
+                try:
+                    new_loop.run_forever()
+                finally:
+                    with contextlib.suppress(Exception):
+                        new_loop.run_until_complete(new_loop.shutdown_asyncgens())
+                    new_loop.close()
 
             thread = threading.Thread(target=run, name="rxllm-loop", daemon=True)
             thread.start()

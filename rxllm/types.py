@@ -70,12 +70,19 @@ class FunctionCall(msgspec.Struct, kw_only=True, gc=False):
     arguments: str = ""
 
 
-class ToolCall(msgspec.Struct, kw_only=True, gc=False):
+class ToolCall(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
     """A complete tool call; ``function.arguments`` is the JSON text the model produced."""
 
     id: str
-    type: str = "function"
+    type: str = ""
     function: FunctionCall
+    #: Opaque provider data that must go back with the call next turn (a thought signature).
+    provider_fields: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        # Not a field default: omit_defaults would then leave "type" out of the JSON.
+        if not self.type:
+            self.type = "function"
 
     def parsed_arguments(self) -> Any:
         """The arguments decoded from JSON (``{}`` when the model sent none)."""
@@ -94,6 +101,7 @@ class ToolCallDelta(_Omit):
     id: str | None = None
     type: str | None = None
     function: FunctionCallDelta | None = None
+    provider_fields: dict[str, Any] | None = None
 
 
 # --- messages ------------------------------------------------------------------------------
@@ -109,6 +117,9 @@ class Message(_Omit):
     tool_call_id: str | None = None
     reasoning_content: str | None = None
     refusal: str | None = None
+    #: Opaque provider data that must round-trip with this message (e.g. a signed thinking
+    #: block); rxllm's provider modules read it back when the message is sent again.
+    provider_fields: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
@@ -153,6 +164,7 @@ class Delta(_Omit):
     reasoning_content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
     refusal: str | None = None
+    provider_fields: dict[str, Any] | None = None
 
 
 class StreamChoice(msgspec.Struct, kw_only=True, gc=False):

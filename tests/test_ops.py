@@ -174,3 +174,29 @@ def test_collect_sync_raises_typed_error(server: ReplayServer, openai_base: str)
     server.queue(Reply(status=401, body=b'{"error":{"message":"no","code":"invalid_api_key"}}'))
     with pytest.raises(errors.AuthenticationError):
         collect_sync(chat(openai_base), timeout=10)
+
+
+def test_collect_merges_provider_fields() -> None:
+    chunks = [
+        chunk(None, provider_fields={"thinking": [{"signature": "s1"}]}),
+        chunk("x", provider_fields={"thinking": [{"signature": "s2"}], "k": 1}),
+        chunk(
+            None,
+            tool_calls=[
+                ToolCallDelta(
+                    index=0,
+                    id="t",
+                    function=FunctionCallDelta(name="f", arguments="{}"),
+                    provider_fields={"sig": "abc"},
+                )
+            ],
+        ),
+    ]
+    response = assemble(chunks)
+    message = response.message
+    assert message is not None
+    assert message.provider_fields == {
+        "thinking": [{"signature": "s1"}, {"signature": "s2"}],
+        "k": 1,
+    }
+    assert response.tool_calls[0].provider_fields == {"sig": "abc"}
