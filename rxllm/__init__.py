@@ -40,8 +40,21 @@ _LAZY = {
     "supports_streaming": "rxllm.providers",
     "supports_tools": "rxllm.providers",
     "supports_vision": "rxllm.providers",
+    "estimate_tokens": "rxllm.tokens",
+    "estimate_request_tokens": "rxllm.tokens",
+    "calculate_cost": "rxllm.pricing",
 }
-_SUBMODULES = {"errors", "ops", "providers", "streaming", "stream", "types", "transport"}
+_SUBMODULES = {
+    "errors",
+    "ops",
+    "pricing",
+    "providers",
+    "streaming",
+    "stream",
+    "tokens",
+    "types",
+    "transport",
+}
 
 __all__ = [
     "ChatChunk",
@@ -56,13 +69,17 @@ __all__ = [
     "aclose",
     "acompletion",
     "aembedding",
+    "calculate_cost",
     "completion",
     "embedding",
     "error_summary",
     "errors",
+    "estimate_request_tokens",
+    "estimate_tokens",
     "is_llm_error",
     "list_providers",
     "ops",
+    "pricing",
     "provider_info",
     "providers",
     "stream",
@@ -70,6 +87,7 @@ __all__ = [
     "supports_streaming",
     "supports_tools",
     "supports_vision",
+    "tokens",
     "transport",
     "types",
 ]
@@ -77,9 +95,11 @@ __all__ = [
 if TYPE_CHECKING:
     from . import errors as errors
     from . import ops as ops
+    from . import pricing as pricing
     from . import providers as providers
     from . import stream as stream
     from . import streaming as streaming
+    from . import tokens as tokens
     from . import transport as transport
     from . import types as types
     from ._api import acompletion as acompletion
@@ -89,12 +109,15 @@ if TYPE_CHECKING:
     from .errors import LLMError as LLMError
     from .errors import error_summary as error_summary
     from .errors import is_llm_error as is_llm_error
+    from .pricing import calculate_cost as calculate_cost
     from .providers import list_providers as list_providers
     from .providers import provider_info as provider_info
     from .providers import supports_streaming as supports_streaming
     from .providers import supports_tools as supports_tools
     from .providers import supports_vision as supports_vision
     from .stream import ChatStream as ChatStream
+    from .tokens import estimate_request_tokens as estimate_request_tokens
+    from .tokens import estimate_tokens as estimate_tokens
     from .types import ChatChunk as ChatChunk
     from .types import ChatResponse as ChatResponse
     from .types import EmbeddingResponse as EmbeddingResponse

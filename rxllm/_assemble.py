@@ -17,10 +17,11 @@ from .types import (
     FunctionCall,
     Message,
     ToolCall,
+    ToolCallDelta,
     Usage,
 )
 
-__all__ = ["Assembler", "assemble", "extract_content", "merge_fields"]
+__all__ = ["Assembler", "ToolCallParts", "assemble", "extract_content", "merge_fields"]
 
 
 def merge_fields(into: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
@@ -32,7 +33,9 @@ def merge_fields(into: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, 
     return merged
 
 
-class _ToolCallParts:
+class ToolCallParts:
+    """The fragments of one streamed tool call, gathered until it is complete."""
+
     __slots__ = ("arguments", "fields", "id", "name", "type")
 
     def __init__(self) -> None:
@@ -41,6 +44,28 @@ class _ToolCallParts:
         self.type = "function"
         self.arguments: list[str] = []
         self.fields: dict[str, Any] | None = None
+
+    def add(self, fragment: ToolCallDelta) -> None:
+        if fragment.id:
+            self.id = fragment.id
+        if fragment.type:
+            self.type = fragment.type
+        function = fragment.function
+        if function is not None:
+            if function.name and not self.name:
+                self.name = function.name
+            if function.arguments:
+                self.arguments.append(function.arguments)
+        if fragment.provider_fields:
+            self.fields = merge_fields(self.fields, fragment.provider_fields)
+
+    def build(self) -> ToolCall:
+        return ToolCall(
+            id=self.id,
+            type=self.type,
+            function=FunctionCall(name=self.name, arguments="".join(self.arguments)),
+            provider_fields=self.fields,
+        )
 
 
 class _ChoiceParts:
@@ -60,7 +85,7 @@ class _ChoiceParts:
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.refusal: list[str] = []
-        self.tools: dict[int, _ToolCallParts] = {}
+        self.tools: dict[int, ToolCallParts] = {}
         self.finish_reason: str | None = None
         self.native_finish_reason: str | None = None
         self.fields: dict[str, Any] | None = None
@@ -117,19 +142,8 @@ class Assembler:
                 for fragment in delta.tool_calls:
                     call = parts.tools.get(fragment.index)
                     if call is None:
-                        call = parts.tools[fragment.index] = _ToolCallParts()
-                    if fragment.id:
-                        call.id = fragment.id
-                    if fragment.type:
-                        call.type = fragment.type
-                    function = fragment.function
-                    if function is not None:
-                        if function.name and not call.name:
-                            call.name = function.name
-                        if function.arguments:
-                            call.arguments.append(function.arguments)
-                    if fragment.provider_fields:
-                        call.fields = merge_fields(call.fields, fragment.provider_fields)
+                        call = parts.tools[fragment.index] = ToolCallParts()
+                    call.add(fragment)
             if delta.refusal:
                 parts.refusal.append(delta.refusal)
             if delta.role:
@@ -145,15 +159,7 @@ class Assembler:
         choices = []
         for index in sorted(self._choices):
             parts = self._choices[index]
-            tool_calls = [
-                ToolCall(
-                    id=call.id,
-                    type=call.type,
-                    function=FunctionCall(name=call.name, arguments="".join(call.arguments)),
-                    provider_fields=call.fields,
-                )
-                for _, call in sorted(parts.tools.items())
-            ]
+            tool_calls = [call.build() for _, call in sorted(parts.tools.items())]
             message = Message(
                 role=parts.role,  # type: ignore[arg-type]
                 content="".join(parts.text) if parts.text or not tool_calls else None,

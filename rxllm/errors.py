@@ -31,6 +31,7 @@ __all__ = [
     "ConfigurationError",
     "ContentPolicyViolationError",
     "ContextWindowExceededError",
+    "FanOutError",
     "InternalServerError",
     "LLMError",
     "MalformedResponseError",
@@ -223,6 +224,25 @@ class StreamCancelledError(APIConnectionError):
     default_recoverable = False
 
 
+class FanOutError(LLMError):
+    """One or more of the streams merged by ``rxllm.streaming.fan_out`` failed.
+
+    ``errors`` maps each failed stream's name to its own typed error (with its partial
+    response); ``completed`` names the streams that finished normally. Recoverable when every
+    failure is."""
+
+    category: ClassVar[Category] = "response"
+
+    def __init__(self, errors: dict[str, Exception], completed: list[str]) -> None:
+        failed = "; ".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors.items())
+        super().__init__(
+            f"{len(errors)} of {len(errors) + len(completed)} streams failed ({failed})",
+            recoverable=all(getattr(e, "recoverable", False) for e in errors.values()),
+        )
+        self.errors = errors
+        self.completed = completed
+
+
 class ResponseError(LLMError):
     """The provider's answer was incomplete or could not be understood."""
 
@@ -288,4 +308,7 @@ def error_summary(error: BaseException) -> dict[str, Any]:
     }
     if error.partial_response is not None:
         summary["partial_text"] = error.partial_text
+    if isinstance(error, FanOutError):
+        summary["errors"] = {name: error_summary(e) for name, e in error.errors.items()}
+        summary["completed"] = list(error.completed)
     return summary

@@ -1,27 +1,79 @@
 """Rx operators over streams of ``ChatChunk`` s, to compose with ``stream.pipe(...)``.
 
 Each is a small function returning ``Callable[[Observable], Observable]``, built from
-reactivex's own operators, so they mix freely with ``reactivex.operators``::
+reactivex's own operators where one fits, so they mix freely with ``reactivex.operators``::
 
     from reactivex import operators as rx_ops
     from rxllm import ops
 
-    stream.pipe(ops.extract_content(), rx_ops.buffer_with_time(0.05)).subscribe(render)
-    stream.pipe(ops.collect()).subscribe(lambda response: print(response.text))
+    stream.pipe(ops.extract_content()).subscribe(lambda text: print(text, end=""))
+    stream.pipe(ops.buffer_text(0.05)).subscribe(render)        # UI batching
+    stream.pipe(ops.timeout(first_token=10, idle=5), ops.collect()).subscribe(print)
+    reactivex.merge(a.pipe(ops.label("fast")), b.pipe(ops.label("smart")))
+
+Per-chunk operators (``extract_content``, ``extract_reasoning``, ``tool_calls``, ``timeout``) are
+written as one fused step each: the chunk path is the hot path of a long stream.
+
+Timers (``buffer_text``, ``timeout``) run on the event loop the stream runs on - the running loop
+in asyncio code, rxllm's background loop in plain scripts - so every callback of a pipeline comes
+from that one thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import operator
+import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
+import msgspec
 import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as rx_ops
+from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
+from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
-from ._assemble import Assembler
-from .types import ChatChunk, ChatResponse
+from ._assemble import Assembler, ToolCallParts, assemble
+from ._loop import background_loop, running_loop
+from .errors import APITimeoutError
+from .pricing import calculate_cost
+from .tokens import estimate_tokens
+from .types import ChatChunk, ChatResponse, ToolCall
 
-__all__ = ["collect", "extract_content"]
+__all__ = [
+    "StreamMetrics",
+    "accumulate",
+    "buffer_text",
+    "collect",
+    "extract_content",
+    "extract_reasoning",
+    "label",
+    "metrics",
+    "timeout",
+    "tool_calls",
+]
+
+T = TypeVar("T")
+
+_replace = msgspec.structs.replace
+
+
+def _stream_loop(source: Observable[Any]) -> asyncio.AbstractEventLoop:
+    """The loop a stream runs (or will run) on: the stream's own if it has one, else the
+    subscriber's running loop, else rxllm's background loop (the same rule ``ChatStream`` uses)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(source, "loop", None)
+    return loop or running_loop() or background_loop()
+
+
+def _stream_scheduler(source: Observable[Any]) -> abc.SchedulerBase:
+    loop = _stream_loop(source)
+    if running_loop() is loop:
+        return AsyncIOScheduler(loop)
+    return AsyncIOThreadSafeScheduler(loop)
+
+
+# --- text ------------------------------------------------------------------------------------
 
 
 def extract_content() -> Callable[[Observable[ChatChunk]], Observable[str]]:
@@ -53,6 +105,65 @@ def extract_content() -> Callable[[Observable[ChatChunk]], Observable[str]]:
     return _extract
 
 
+def extract_reasoning() -> Callable[[Observable[ChatChunk]], Observable[str]]:
+    """Chunks -> their reasoning deltas (``reasoning_content``: a model's visible thinking);
+    chunks without any are skipped. Fused like :func:`extract_content`."""
+
+    def _extract(source: Observable[ChatChunk]) -> Observable[str]:
+        def subscribe(
+            observer: abc.ObserverBase[str], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            on_next = observer.on_next
+
+            def on_chunk(chunk: ChatChunk) -> None:
+                choices = chunk.choices
+                if choices:
+                    text = choices[0].delta.reasoning_content
+                    if text:
+                        on_next(text)
+
+            return source.subscribe(
+                on_chunk, observer.on_error, observer.on_completed, scheduler=scheduler
+            )
+
+        return Observable(subscribe)
+
+    return _extract
+
+
+def accumulate() -> Callable[[Observable[ChatChunk]], Observable[str]]:
+    """Chunks -> the text so far, after each text delta (progressive rendering: set the
+    widget's text to each value). ``scan`` over :func:`extract_content`."""
+
+    def _accumulate(source: Observable[ChatChunk]) -> Observable[str]:
+        return source.pipe(extract_content(), rx_ops.scan(operator.add, ""))
+
+    return _accumulate
+
+
+def buffer_text(
+    seconds: float, scheduler: abc.SchedulerBase | None = None
+) -> Callable[[Observable[ChatChunk]], Observable[str]]:
+    """Chunks -> the text that arrived in each ``seconds`` window, joined; empty windows are
+    dropped. For UI updates at a steady rate instead of once per token (``buffer_with_time``
+    over :func:`extract_content`); the last window is flushed when the stream completes."""
+
+    def _buffer(source: Observable[ChatChunk]) -> Observable[str]:
+        def per_subscription(subscribe_scheduler: abc.SchedulerBase | None) -> Observable[str]:
+            timer = scheduler or subscribe_scheduler or _stream_scheduler(source)
+            windows: Observable[list[str]] = source.pipe(
+                extract_content(), rx_ops.buffer_with_time(seconds, scheduler=timer)
+            )
+            return windows.pipe(rx_ops.filter(bool), rx_ops.map("".join))
+
+        return reactivex.defer(per_subscription)
+
+    return _buffer
+
+
+# --- whole responses -------------------------------------------------------------------------
+
+
 def collect() -> Callable[[Observable[ChatChunk]], Observable[ChatResponse]]:
     """Chunks -> one ``ChatResponse`` (text, reasoning, tool calls, usage, finish reason),
     emitted when the stream completes. ``reduce`` over a fresh assembler per subscription."""
@@ -67,3 +178,308 @@ def collect() -> Callable[[Observable[ChatChunk]], Observable[ChatResponse]]:
         return reactivex.defer(per_subscription)
 
     return _collect
+
+
+class StreamMetrics(msgspec.Struct, kw_only=True, gc=False):
+    """What :func:`metrics` emits when a stream completes: the response and how it streamed."""
+
+    response: ChatResponse
+    #: Seconds from subscribing to the first chunk carrying text, reasoning or a tool call
+    #: (None when no such chunk came).
+    time_to_first_token: float | None
+    #: Seconds from subscribing to the end of the stream.
+    duration: float
+    #: Chunks received.
+    chunks: int
+    #: Prompt tokens as reported by the provider (None when it reported no usage).
+    prompt_tokens: int | None
+    #: Completion tokens: as reported, else estimated from the text (``tokens_estimated``).
+    completion_tokens: int
+    tokens_estimated: bool
+    #: Completion tokens per second of generation (first token to end; whole duration when
+    #: everything came at once). None when nothing was generated.
+    tokens_per_second: float | None
+    #: USD from rxllm's price table, when usage was reported and the model is listed.
+    cost: float | None = None
+
+
+class _Meter:
+    __slots__ = ("assembler", "chunks", "clock", "first", "start")
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.start = clock()
+        self.first: float | None = None
+        self.chunks = 0
+        self.assembler = Assembler()
+
+    def add(self, chunk: ChatChunk) -> _Meter:
+        self.chunks += 1
+        self.assembler.add(chunk)
+        if self.first is None and chunk.choices:
+            delta = chunk.choices[0].delta
+            if delta.content or delta.reasoning_content or delta.tool_calls:
+                self.first = self.clock()
+        return self
+
+    def result(self) -> StreamMetrics:
+        end = self.clock()
+        response = self.assembler.result()
+        usage = response.usage
+        prompt_tokens: int | None = None
+        cost = None
+        if usage is not None and (usage.completion_tokens or usage.prompt_tokens):
+            prompt_tokens, completion, estimated = (
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                False,
+            )
+            cached = 0
+            if usage.prompt_tokens_details is not None:
+                cached = usage.prompt_tokens_details.cached_tokens or 0
+            cost = calculate_cost(
+                response.provider, response.model, prompt_tokens, completion, cached_tokens=cached
+            )
+        else:
+            completion, estimated = _estimate_completion(response), True
+        generating = end - self.first if self.first is not None else 0.0
+        span = generating if generating > 0 else end - self.start
+        return StreamMetrics(
+            response=response,
+            time_to_first_token=None if self.first is None else self.first - self.start,
+            duration=end - self.start,
+            chunks=self.chunks,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion,
+            tokens_estimated=estimated,
+            tokens_per_second=completion / span if completion and span > 0 else None,
+            cost=cost,
+        )
+
+
+def _estimate_completion(response: ChatResponse) -> int:
+    model = response.model or None
+    total = estimate_tokens(response.text, model) + estimate_tokens(
+        response.reasoning_content, model
+    )
+    for call in response.tool_calls:
+        total += estimate_tokens(call.function.name + call.function.arguments, model)
+    return total
+
+
+def metrics(
+    clock: Callable[[], float] = time.perf_counter,
+) -> Callable[[Observable[ChatChunk]], Observable[StreamMetrics]]:
+    """Chunks -> one :class:`StreamMetrics` when the stream completes: the assembled response,
+    time to first token, chunk count, tokens (reported, else estimated), tokens per second and
+    cost. Timing starts at subscription; ``reduce`` over a fresh meter per subscription."""
+
+    def _metrics(source: Observable[ChatChunk]) -> Observable[StreamMetrics]:
+        def per_subscription(_: abc.SchedulerBase | None) -> Observable[StreamMetrics]:
+            return source.pipe(
+                rx_ops.reduce(_Meter.add, _Meter(clock)),
+                rx_ops.map(_Meter.result),
+            )
+
+        return reactivex.defer(per_subscription)
+
+    return _metrics
+
+
+def tool_calls() -> Callable[[Observable[ChatChunk]], Observable[ToolCall]]:
+    """Chunks -> each complete ``ToolCall``, as soon as its arguments are complete.
+
+    Providers stream tool calls one after another (fragments share an ``index``); a call is
+    complete when a fragment of a later index starts, or when its choice finishes (or the
+    stream completes). So an application can start running the first tool while the model is
+    still writing the arguments of the second. A failing stream emits no incomplete call.
+    """
+
+    def _tool_calls(source: Observable[ChatChunk]) -> Observable[ToolCall]:
+        def subscribe(
+            observer: abc.ObserverBase[ToolCall], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            open_calls: dict[tuple[int, int], ToolCallParts] = {}
+            on_next = observer.on_next
+
+            def flush(choice: int, below: int | None) -> None:
+                done = sorted(
+                    key
+                    for key in open_calls
+                    if key[0] == choice and (below is None or key[1] < below)
+                )
+                for key in done:
+                    on_next(open_calls.pop(key).build())
+
+            def on_chunk(chunk: ChatChunk) -> None:
+                for choice in chunk.choices:
+                    fragments = choice.delta.tool_calls
+                    if fragments:
+                        for fragment in fragments:
+                            key = (choice.index, fragment.index)
+                            parts = open_calls.get(key)
+                            if parts is None:
+                                flush(choice.index, fragment.index)
+                                parts = open_calls[key] = ToolCallParts()
+                            parts.add(fragment)
+                    if choice.finish_reason is not None and open_calls:
+                        flush(choice.index, None)
+
+            def on_completed() -> None:
+                for key in sorted(open_calls):
+                    on_next(open_calls.pop(key).build())
+                observer.on_completed()
+
+            return source.subscribe(on_chunk, observer.on_error, on_completed, scheduler=scheduler)
+
+        return Observable(subscribe)
+
+    return _tool_calls
+
+
+# --- fan-out ---------------------------------------------------------------------------------
+
+
+def label(name: str) -> Callable[[Observable[ChatChunk]], Observable[ChatChunk]]:
+    """Chunks -> copies whose ``source`` is ``name``, to tell merged streams apart.
+
+    A hot stream's chunks are shared by all its subscribers, so each is copied
+    (``msgspec.structs.replace``), never changed in place."""
+
+    def relabel(chunk: ChatChunk) -> ChatChunk:
+        return _replace(chunk, source=name)
+
+    return rx_ops.map(relabel)
+
+
+# --- time limits -----------------------------------------------------------------------------
+
+
+def timeout(
+    first_token: float | None = None,
+    idle: float | None = None,
+    total: float | None = None,
+) -> Callable[[Observable[T]], Observable[T]]:
+    """Fail with :class:`~rxllm.errors.APITimeoutError` when the stream is too slow.
+
+    * ``first_token`` - seconds from subscribing to the first item;
+    * ``idle`` - seconds allowed between two items after that;
+    * ``total`` - seconds for the whole stream.
+
+    On expiry the upstream subscription is disposed first - which cancels the request and
+    closes its connection unless another subscriber still shares the stream - then the error
+    goes down ``on_error``, carrying the partial response of the chunks seen so far (when the
+    items are ``ChatChunk`` s). Catch it with ``reactivex.operators.catch`` to end quietly.
+
+    Unlike ``reactivex.operators.timeout``, which re-arms a timer for every item, this keeps one
+    timer on the stream's loop and re-arms it only when it fires: an item costs one clock read.
+    An item held back by a slow consumer counts as late: place the operator where the waiting
+    you want to limit happens.
+    """
+    limits = [x for x in (first_token, idle, total) if x is not None]
+    if not limits or any(x <= 0 for x in limits):
+        raise ValueError("timeout needs first_token=, idle= and/or total= as positive seconds")
+
+    def _timeout(source: Observable[T]) -> Observable[T]:
+        def subscribe(
+            observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            loop = _stream_loop(source)
+            clock = loop.time
+            start = clock()
+            seen: list[T] = []
+            append = seen.append
+            last: list[float] = []  # [time of the latest item], empty before the first
+            ended = False
+            upstream = SingleAssignmentDisposable()
+            timer: list[asyncio.TimerHandle] = []
+
+            def deadline() -> tuple[float, str]:
+                candidates = []
+                if total is not None:
+                    candidates.append((start + total, f"the stream took longer than {total} s"))
+                if last:
+                    if idle is not None:
+                        candidates.append((last[0] + idle, f"no chunk for {idle} s"))
+                elif first_token is not None:
+                    candidates.append(
+                        (start + first_token, f"no first chunk within {first_token} s")
+                    )
+                return min(candidates) if candidates else (float("inf"), "")
+
+            def check() -> None:
+                while timer:
+                    timer.pop().cancel()
+                if ended:
+                    return
+                when, reason = deadline()
+                if clock() >= when:
+                    expire(reason)
+                elif when != float("inf"):
+                    timer.append(loop.call_at(when, check))
+
+            def expire(reason: str) -> None:
+                nonlocal ended
+                ended = True
+                upstream.dispose()
+                observer.on_error(_timeout_error(reason, seen, source))
+
+            def stop_timer() -> None:
+                nonlocal ended
+                ended = True
+                while timer:
+                    timer.pop().cancel()
+
+            def arm() -> None:
+                if running_loop() is loop:
+                    check()
+                elif not loop.is_closed():
+                    loop.call_soon_threadsafe(check)
+
+            def cancel_from_any_thread() -> None:
+                if running_loop() is loop:
+                    stop_timer()
+                elif not loop.is_closed():
+                    loop.call_soon_threadsafe(stop_timer)
+
+            def on_next(item: T) -> None:
+                if ended:
+                    return
+                if last:
+                    last[0] = clock()
+                else:
+                    last.append(clock())
+                append(item)
+                if not timer:  # only idle= was set: the first item starts the clock
+                    arm()
+                observer.on_next(item)
+
+            def on_error(error: Exception) -> None:
+                if not ended:
+                    cancel_from_any_thread()
+                    observer.on_error(error)
+
+            def on_completed() -> None:
+                if not ended:
+                    cancel_from_any_thread()
+                    observer.on_completed()
+
+            arm()
+            upstream.disposable = source.subscribe(
+                on_next, on_error, on_completed, scheduler=scheduler
+            )
+            return CompositeDisposable(upstream, Disposable(cancel_from_any_thread))
+
+        return Observable(subscribe)
+
+    return _timeout
+
+
+def _timeout_error(reason: str, seen: list[Any], source: Observable[Any]) -> APITimeoutError:
+    chunks = [item for item in seen if isinstance(item, ChatChunk)]
+    partial = assemble(chunks) if chunks else None
+    provider = partial.provider if partial else getattr(source, "provider", None)
+    model = partial.model if partial else getattr(source, "model", None)
+    return APITimeoutError(
+        reason, provider=provider or None, model=model or None, partial_response=partial
+    )

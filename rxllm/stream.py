@@ -16,7 +16,9 @@ running in the subscribing thread, else rxllm's background loop). All of its sta
 only on that loop's thread: a subscription or disposal from another thread is handed over with
 ``call_soon_threadsafe``. So the per-chunk path takes no lock: the reading task decodes a chunk,
 appends it to the replay list and calls each observer's ``on_next`` directly (which is also the
-backpressure: the socket is not read again until every observer has returned).
+backpressure: the socket is not read again until every observer has returned). An asynchronous
+consumer (``async for chunk in stream``, the SSE bridge) cannot block there; it registers a hold
+(:mod:`rxllm._flow`) and the reading task waits for it before its next read.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from reactivex.disposable import Disposable
 
 from . import transport
 from ._assemble import assemble
+from ._flow import StreamIterator, producer_holds, wait_holds
 from ._loop import background_loop, running_loop
 from ._spec import Call, ChatCall, HttpRequest, Provider
 from .errors import LLMError, StreamCancelledError
@@ -136,6 +139,11 @@ class ChatStream(Observable[ChatChunk]):
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The event loop the stream runs on (None until the first subscription)."""
         return self._loop
+
+    def __aiter__(self) -> StreamIterator[ChatChunk]:
+        """``async for chunk in stream``: the chunks, with backpressure (a slow loop body holds
+        the socket back); leaving the loop early cancels the request if nobody else listens."""
+        return StreamIterator(self)
 
     def __repr__(self) -> str:
         return (
@@ -258,11 +266,14 @@ class ChatStream(Observable[ChatChunk]):
             )
             parser = provider.stream_parser(call)
             decode, parse = decoder.feed, parser.parse
+            holds = producer_holds()
             try:
                 async for data in response.content.iter_any():
                     chunks, error = parse(decode(data))
                     if chunks:
                         self._emit(chunks)
+                        if holds:
+                            await wait_holds(holds)
                     if error is not None:
                         raise error
                     if parser.done or self._state != _RUNNING:

@@ -1,0 +1,276 @@
+"""Backpressure from consumers to a stream's reading task, and iteration over Observables.
+
+An Observable pushes: ``on_next`` cannot wait. rxllm's reading task calls every subscriber's
+``on_next`` directly, so a synchronous subscriber that is slow already holds the socket back. An
+*asynchronous* consumer (``async for``, the SSE bridge) cannot block inside ``on_next``; instead it
+asks the producer to wait: :func:`hold_producer` registers a future with the reading task that is
+emitting (found through a context variable it set for itself), and that task awaits the future
+before it reads the socket again. This works through any chain of synchronous operators between
+the two (``map``, ``filter``, ``label``, ``merge``...), because they all run inside the producer's
+``on_next`` call.
+
+:class:`StreamIterator` uses it: ``async for`` / ``for`` over any Observable, holding the producer
+while ``max_buffered`` items wait, so a slow loop body loses nothing and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from contextvars import ContextVar
+from typing import Any, Generic, TypeVar
+
+from reactivex import Observable, abc
+
+from ._loop import background_loop, running_loop
+
+__all__ = ["StreamIterator", "hold_producer", "producer_holds", "wait_holds"]
+
+T = TypeVar("T")
+
+_holds: ContextVar[list[asyncio.Future[None]] | None] = ContextVar("rxllm_holds", default=None)
+
+
+def producer_holds() -> list[asyncio.Future[None]]:
+    """For a producing task, once at its start: the list consumers add their holds to."""
+    holds: list[asyncio.Future[None]] = []
+    _holds.set(holds)
+    return holds
+
+
+def hold_producer(until: asyncio.Future[None]) -> bool:
+    """From inside ``on_next``: ask the task that is emitting to wait for ``until`` before it
+    reads more. False when the emitter is not an rxllm reading task (a replay, a plain
+    Observable): then nothing waits and the caller must buffer."""
+    holds = _holds.get()
+    if holds is None:
+        return False
+    holds.append(until)
+    return True
+
+
+async def wait_holds(holds: list[asyncio.Future[None]]) -> None:
+    """For the producing task: wait until every consumer released its hold."""
+    await asyncio.wait(holds)
+    holds.clear()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _resolve_from_any_thread(future: asyncio.Future[None]) -> None:
+    loop = future.get_loop()
+    if running_loop() is loop:
+        _resolve(future)
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(_resolve, future)
+
+
+_END = object()
+
+
+class StreamIterator(Generic[T]):
+    """Iterate an Observable with ``async for`` or ``for``, with backpressure.
+
+    Subscribes at the first ``__anext__`` / ``__next__``. While ``max_buffered`` items wait for
+    the loop body, the producing rxllm stream stops reading its socket (see module doc). Leaving
+    the loop early (``break``, an exception, ``close()``, garbage collection) disposes the
+    subscription, which cancels the request when nobody else is subscribed. A stream error is
+    raised by the iteration, after the items that preceded it.
+    """
+
+    def __init__(self, source: Observable[T], max_buffered: int = 64) -> None:
+        self._source = source
+        self._high = max(1, max_buffered)
+        self._low = self._high // 2
+        self._items: deque[Any] = deque()
+        self._lock = threading.Lock()
+        self._waiter: asyncio.Future[None] | threading.Event | None = None
+        self._hold: asyncio.Future[None] | None = None
+        self._subscription: abc.DisposableBase | None = None
+        self._started = False
+        self._closed = False
+
+    # --- the observer side (runs on the producer's thread) ----------------------------------
+
+    def _on_next(self, item: T) -> None:
+        with self._lock:
+            items = self._items
+            items.append(item)
+            waiter, self._waiter = self._waiter, None
+            full = len(items) >= self._high and self._hold is None
+        if waiter is not None:
+            self._wake(waiter)
+        if full:
+            self._hold_producer()
+
+    def _hold_producer(self) -> None:
+        loop = running_loop()
+        if loop is None:
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if len(self._items) >= self._high and self._hold is None and hold_producer(future):
+                self._hold = future
+
+    def _on_end(self, end: object) -> None:
+        with self._lock:
+            self._items.append(_Ended(end))
+            waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            self._wake(waiter)
+
+    def _on_error(self, error: Exception) -> None:
+        self._on_end(error)
+
+    def _on_completed(self) -> None:
+        self._on_end(_END)
+
+    @staticmethod
+    def _wake(waiter: asyncio.Future[None] | threading.Event) -> None:
+        if isinstance(waiter, threading.Event):
+            waiter.set()
+        else:
+            _resolve_from_any_thread(waiter)
+
+    # --- the consumer side -------------------------------------------------------------------
+
+    def _start(self) -> None:
+        self._started = True
+        self._subscription = self._source.subscribe(
+            self._on_next, self._on_error, self._on_completed
+        )
+
+    def _take(self) -> tuple[bool, Any]:
+        """(True, item) if one is ready; (False, None) if the caller must wait. Under the lock."""
+        items = self._items
+        if not items:
+            return False, None
+        item = items[0]
+        if isinstance(item, _Ended):
+            self._closed = True
+            self._dispose()
+            if item.end is _END:
+                raise _Stop
+            raise item.end  # type: ignore[misc]
+        items.popleft()
+        hold = self._hold
+        if hold is not None and len(items) <= self._low:
+            self._hold = None
+            _resolve_from_any_thread(hold)
+        return True, item
+
+    def __aiter__(self) -> StreamIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._closed:
+            raise StopAsyncIteration
+        if not self._started:
+            self._start()
+        while True:
+            with self._lock:
+                try:
+                    ready, item = self._take()
+                except _Stop:
+                    raise StopAsyncIteration from None
+                if ready:
+                    return item  # type: ignore[no-any-return]
+                waiter = asyncio.get_running_loop().create_future()
+                self._waiter = waiter
+            try:
+                await waiter
+            except BaseException:
+                self.close()
+                raise
+
+    def __iter__(self) -> StreamIterator[T]:
+        return self
+
+    def __next__(self) -> T:
+        if self._closed:
+            raise StopIteration
+        if not self._started:
+            self._check_can_block()
+            self._start()
+        while True:
+            with self._lock:
+                try:
+                    ready, item = self._take()
+                except _Stop:
+                    raise StopIteration from None
+                if ready:
+                    return item  # type: ignore[no-any-return]
+                waiter = threading.Event()
+                self._waiter = waiter
+            try:
+                waiter.wait()
+            except BaseException:
+                self.close()
+                raise
+
+    def _check_can_block(self) -> None:
+        """A blocking ``for`` inside a running loop must not wait for that same loop."""
+        loop = running_loop()
+        if loop is None:
+            return
+        source: Any = self._source
+        bind = getattr(source, "bind", None)
+        if bind is not None and getattr(source, "loop", None) is None:
+            bind(background_loop())
+        elif getattr(source, "loop", None) is loop or bind is None:
+            raise RuntimeError(
+                "a blocking `for` here would block the event loop the stream runs on; "
+                "use `async for` instead"
+            )
+
+    # --- leaving -----------------------------------------------------------------------------
+
+    def _dispose(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.dispose()
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            _resolve_from_any_thread(hold)
+
+    def close(self) -> None:
+        """Stop iterating: dispose the subscription (cancelling the request if it was the last)."""
+        self._closed = True
+        self._items.clear()
+        self._dispose()
+
+    dispose = close
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __enter__(self) -> StreamIterator[T]:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> StreamIterator[T]:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if self._subscription is not None:
+            self._dispose()
+
+
+class _Ended:
+    __slots__ = ("end",)
+
+    def __init__(self, end: object) -> None:
+        self.end = end
+
+
+class _Stop(Exception):
+    pass
