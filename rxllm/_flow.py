@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Generic, TypeVar
 
@@ -72,38 +73,30 @@ def _resolve_from_any_thread(future: asyncio.Future[None]) -> None:
 _END = object()
 
 
-class StreamIterator(Generic[T]):
-    """Iterate an Observable with ``async for`` or ``for``, with backpressure.
+class _Channel:
+    """The subscriber side of a :class:`StreamIterator`: the buffer the producer fills.
 
-    Subscribes at the first ``__anext__`` / ``__next__``. While ``max_buffered`` items wait for
-    the loop body, the producing rxllm stream stops reading its socket (see module doc). Leaving
-    the loop early (``break``, an exception, ``close()``, garbage collection) disposes the
-    subscription, which cancels the request when nobody else is subscribed. A stream error is
-    raised by the iteration, after the items that preceded it.
-    """
+    Kept apart from the iterator so that the stream's reference to its subscriber does not keep
+    the iterator alive: an iterator the loop dropped is collected at once, and disposes."""
 
-    def __init__(self, source: Observable[T], max_buffered: int = 64) -> None:
-        self._source = source
-        self._high = max(1, max_buffered)
-        self._low = self._high // 2
-        self._items: deque[Any] = deque()
-        self._lock = threading.Lock()
-        self._waiter: asyncio.Future[None] | threading.Event | None = None
-        self._hold: asyncio.Future[None] | None = None
-        self._subscription: abc.DisposableBase | None = None
-        self._started = False
-        self._closed = False
+    __slots__ = ("high", "hold", "items", "lock", "low", "waiter")
 
-    # --- the observer side (runs on the producer's thread) ----------------------------------
+    def __init__(self, max_buffered: int) -> None:
+        self.high = max(1, max_buffered)
+        self.low = self.high // 2
+        self.items: deque[Any] = deque()
+        self.lock = threading.Lock()
+        self.waiter: asyncio.Future[None] | threading.Event | None = None
+        self.hold: asyncio.Future[None] | None = None
 
-    def _on_next(self, item: T) -> None:
-        with self._lock:
-            items = self._items
+    def on_next(self, item: Any) -> None:
+        with self.lock:
+            items = self.items
             items.append(item)
-            waiter, self._waiter = self._waiter, None
-            full = len(items) >= self._high and self._hold is None
+            waiter, self.waiter = self.waiter, None
+            full = len(items) >= self.high and self.hold is None
         if waiter is not None:
-            self._wake(waiter)
+            _wake(waiter)
         if full:
             self._hold_producer()
 
@@ -112,56 +105,97 @@ class StreamIterator(Generic[T]):
         if loop is None:
             return
         future: asyncio.Future[None] = loop.create_future()
-        with self._lock:
-            if len(self._items) >= self._high and self._hold is None and hold_producer(future):
-                self._hold = future
+        with self.lock:
+            if len(self.items) >= self.high and self.hold is None and hold_producer(future):
+                self.hold = future
 
-    def _on_end(self, end: object) -> None:
-        with self._lock:
-            self._items.append(_Ended(end))
-            waiter, self._waiter = self._waiter, None
+    def _end(self, end: object) -> None:
+        with self.lock:
+            self.items.append(_Ended(end))
+            waiter, self.waiter = self.waiter, None
         if waiter is not None:
-            self._wake(waiter)
+            _wake(waiter)
 
-    def _on_error(self, error: Exception) -> None:
-        self._on_end(error)
+    def on_error(self, error: Exception) -> None:
+        self._end(error)
 
-    def _on_completed(self) -> None:
-        self._on_end(_END)
+    def on_completed(self) -> None:
+        self._end(_END)
 
-    @staticmethod
-    def _wake(waiter: asyncio.Future[None] | threading.Event) -> None:
-        if isinstance(waiter, threading.Event):
-            waiter.set()
-        else:
-            _resolve_from_any_thread(waiter)
-
-    # --- the consumer side -------------------------------------------------------------------
-
-    def _start(self) -> None:
-        self._started = True
-        self._subscription = self._source.subscribe(
-            self._on_next, self._on_error, self._on_completed
-        )
-
-    def _take(self) -> tuple[bool, Any]:
-        """(True, item) if one is ready; (False, None) if the caller must wait. Under the lock."""
-        items = self._items
+    def take(self) -> tuple[bool, Any]:
+        """(True, item) if one is ready; (False, None) if the caller must wait; raises the
+        end (``_Stop`` or the stream's error). Call under ``lock``."""
+        items = self.items
         if not items:
             return False, None
         item = items[0]
         if isinstance(item, _Ended):
-            self._closed = True
-            self._dispose()
             if item.end is _END:
                 raise _Stop
             raise item.end  # type: ignore[misc]
         items.popleft()
-        hold = self._hold
-        if hold is not None and len(items) <= self._low:
-            self._hold = None
+        hold = self.hold
+        if hold is not None and len(items) <= self.low:
+            self.hold = None
             _resolve_from_any_thread(hold)
         return True, item
+
+    def release(self) -> None:
+        with self.lock:
+            self.items.clear()
+            hold, self.hold = self.hold, None
+        if hold is not None:
+            _resolve_from_any_thread(hold)
+
+
+def _wake(waiter: asyncio.Future[None] | threading.Event) -> None:
+    if isinstance(waiter, threading.Event):
+        waiter.set()
+    else:
+        _resolve_from_any_thread(waiter)
+
+
+class StreamIterator(Generic[T]):
+    """Iterate an Observable with ``async for`` or ``for``, with backpressure.
+
+    Subscribes at the first ``__anext__`` / ``__next__``. While ``max_buffered`` items wait for
+    the loop body, the producing rxllm stream stops reading its socket (see module doc). Leaving
+    the loop early (``break``, an exception, ``close()``, the iterator being dropped) disposes
+    the subscription, which cancels the request when nobody else is subscribed. A stream error
+    is raised by the iteration, after the items that preceded it.
+    """
+
+    def __init__(self, source: Observable[T], max_buffered: int = 64) -> None:
+        self._source = source
+        self._channel = _Channel(max_buffered)
+        self._subscription: abc.DisposableBase | None = None
+        self._started = False
+        self._closed = False
+
+    def _start(self) -> None:
+        self._started = True
+        channel = self._channel
+        self._subscription = self._source.subscribe(
+            channel.on_next, channel.on_error, channel.on_completed
+        )
+
+    def _next_or_wait(self, make_waiter: Callable[[], Any]) -> tuple[bool, Any]:
+        """(True, item), or (False, waiter) after registering a new waiter for the producer to
+        wake. At the end of the stream: closes, and raises ``_Stop`` or the stream's error."""
+        channel = self._channel
+        with channel.lock:
+            try:
+                ready, item = channel.take()
+            except BaseException as end:
+                ended: BaseException | None = end
+            else:
+                if ready:
+                    return True, item
+                waiter = channel.waiter = make_waiter()
+                return False, waiter
+        self.close()
+        assert ended is not None
+        raise ended
 
     def __aiter__(self) -> StreamIterator[T]:
         return self
@@ -171,18 +205,16 @@ class StreamIterator(Generic[T]):
             raise StopAsyncIteration
         if not self._started:
             self._start()
+        loop = asyncio.get_running_loop()
         while True:
-            with self._lock:
-                try:
-                    ready, item = self._take()
-                except _Stop:
-                    raise StopAsyncIteration from None
-                if ready:
-                    return item  # type: ignore[no-any-return]
-                waiter = asyncio.get_running_loop().create_future()
-                self._waiter = waiter
             try:
-                await waiter
+                ready, item = self._next_or_wait(loop.create_future)
+            except _Stop:
+                raise StopAsyncIteration from None
+            if ready:
+                return item  # type: ignore[no-any-return]
+            try:
+                await item
             except BaseException:
                 self.close()
                 raise
@@ -197,17 +229,14 @@ class StreamIterator(Generic[T]):
             self._check_can_block()
             self._start()
         while True:
-            with self._lock:
-                try:
-                    ready, item = self._take()
-                except _Stop:
-                    raise StopIteration from None
-                if ready:
-                    return item  # type: ignore[no-any-return]
-                waiter = threading.Event()
-                self._waiter = waiter
             try:
-                waiter.wait()
+                ready, item = self._next_or_wait(threading.Event)
+            except _Stop:
+                raise StopIteration from None
+            if ready:
+                return item  # type: ignore[no-any-return]
+            try:
+                item.wait()
             except BaseException:
                 self.close()
                 raise
@@ -221,27 +250,19 @@ class StreamIterator(Generic[T]):
         bind = getattr(source, "bind", None)
         if bind is not None and getattr(source, "loop", None) is None:
             bind(background_loop())
-        elif getattr(source, "loop", None) is loop or bind is None:
+        elif bind is None or getattr(source, "loop", None) is loop:
             raise RuntimeError(
                 "a blocking `for` here would block the event loop the stream runs on; "
                 "use `async for` instead"
             )
 
-    # --- leaving -----------------------------------------------------------------------------
-
-    def _dispose(self) -> None:
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None:
-            subscription.dispose()
-        hold, self._hold = self._hold, None
-        if hold is not None:
-            _resolve_from_any_thread(hold)
-
     def close(self) -> None:
         """Stop iterating: dispose the subscription (cancelling the request if it was the last)."""
         self._closed = True
-        self._items.clear()
-        self._dispose()
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.dispose()
+        self._channel.release()
 
     dispose = close
 
@@ -261,8 +282,8 @@ class StreamIterator(Generic[T]):
         self.close()
 
     def __del__(self) -> None:
-        if self._subscription is not None:
-            self._dispose()
+        if getattr(self, "_subscription", None) is not None:
+            self.close()
 
 
 class _Ended:

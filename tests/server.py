@@ -12,6 +12,7 @@ import asyncio
 import json
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,10 @@ class ReplayServer:
         self.requests: list[Recorded] = []
         self.replies: deque[Reply] = deque()
         self.default = Reply(status=500, body=b'{"error":{"message":"no reply queued"}}')
+        #: Answers requests when no reply is queued (instead of ``default``), if set.
+        self.responder: Callable[[Recorded], Reply] | None = None
+        #: Bytes of response bodies written so far (all requests).
+        self.written = 0
         self.disconnected = threading.Event()
         self.completed = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -98,15 +103,23 @@ class ReplayServer:
         self.replies.clear()
         self.disconnected = threading.Event()
         self.completed = threading.Event()
+        self.responder = None
+        self.written = 0
 
     # --- the handler -------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        self.requests.append(
-            Recorded(request.method, request.path, dict(request.query), dict(request.headers), body)
+        recorded = Recorded(
+            request.method, request.path, dict(request.query), dict(request.headers), body
         )
-        reply = self.replies.popleft() if self.replies else self.default
+        self.requests.append(recorded)
+        if self.replies:
+            reply = self.replies.popleft()
+        elif self.responder is not None:
+            reply = self.responder(recorded)
+        else:
+            reply = self.default
         completed, disconnected = self.completed, self.disconnected
         response = web.StreamResponse(status=reply.status, headers=reply.headers)
         response.content_type = reply.content_type
@@ -120,7 +133,9 @@ class ReplayServer:
             await response.prepare(request)
             step = reply.piece or max(limit, 1)
             for start in range(0, limit, step):
-                await response.write(data[start : min(start + step, limit)])
+                piece = data[start : min(start + step, limit)]
+                await response.write(piece)
+                self.written += len(piece)
                 if reply.delay:
                     await asyncio.sleep(reply.delay)  # pacing, not synchronisation
                 if _gone(request):
