@@ -216,7 +216,7 @@ def test_metrics_estimates_tokens_without_usage(monkeypatch: pytest.MonkeyPatch)
 def test_timeout_first_token_closes_the_connection(server: ReplayServer, openai_base: str) -> None:
     server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse"), stall_after=0))
     started = time.monotonic()
-    with pytest.raises(errors.APITimeoutError, match="no first chunk within 0.2 s") as caught:
+    with pytest.raises(errors.APITimeoutError, match=r"no first chunk within 0\.2 s") as caught:
         chat(openai_base).pipe(ops.timeout(first_token=0.2), ops.collect()).run()
     assert time.monotonic() - started < 5
     assert (caught.value.provider, caught.value.model) == ("openai", "gpt-4o")
@@ -226,7 +226,7 @@ def test_timeout_first_token_closes_the_connection(server: ReplayServer, openai_
 def test_timeout_idle_keeps_the_partial_answer(server: ReplayServer, openai_base: str) -> None:
     body = fixture_bytes("openai/stream_text_usage.sse")
     server.queue(Reply(body=body, stall_after=body.index(b" weather"), piece=100))
-    with pytest.raises(errors.APITimeoutError, match="no chunk for 0.2 s") as caught:
+    with pytest.raises(errors.APITimeoutError, match=r"no chunk for 0\.2 s") as caught:
         chat(openai_base).pipe(ops.timeout(idle=0.2), ops.collect()).run()
     assert caught.value.partial_text == "I'm unable to provide real-time"
     assert server.disconnected.wait(10)
@@ -235,11 +235,11 @@ def test_timeout_idle_keeps_the_partial_answer(server: ReplayServer, openai_base
 async def test_timeout_total_inside_asyncio(server: ReplayServer, openai_base: str) -> None:
     server.queue(Reply(body=paced_words(), piece=60, delay=0.01))
     texts: list[str] = []
-    with pytest.raises(errors.APITimeoutError, match="longer than 0.3 s"):
+    with pytest.raises(errors.APITimeoutError, match=r"longer than 0\.3 s"):
         async for text in iterate(
             chat(openai_base).pipe(ops.timeout(total=0.3), ops.extract_content())
         ):
-            texts.append(text)
+            texts.append(text)  # noqa: PERF401 (keeps what came before the error)
     assert texts[:2] == ["w0 ", "w1 "] and len(texts) < 400
     assert await asyncio.to_thread(server.disconnected.wait, 10)
 
@@ -295,7 +295,7 @@ async def test_async_for_raises_the_stream_error_after_the_chunks(
     texts: list[str] = []
     with pytest.raises(errors.StreamTruncatedError):
         async for text in iterate(chat(openai_base).pipe(ops.extract_content())):
-            texts.append(text)
+            texts.append(text)  # noqa: PERF401 (keeps what came before the error)
     assert "".join(texts) == "I'm unable to provide real-time"
 
 
