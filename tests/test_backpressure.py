@@ -1,0 +1,98 @@
+"""DESIGN contract 6: a subscriber slower than the server loses nothing, holds the server's
+writes back, and memory stays bounded while it is behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import tracemalloc
+
+import rxllm
+from rxllm import ops
+from rxllm.streaming import iterate
+
+from .conftest import API_KEY
+from .server import ReplayServer, Reply, sse
+
+CHUNKS = 1500
+SIZE = 16 * 1024  # 24 MB of SSE: more than the kernel's socket buffers can absorb
+
+
+def large_body() -> bytes:
+    events = [
+        json.dumps(
+            {
+                "id": "c",
+                "choices": [{"index": 0, "delta": {"content": f"{i:06d}" + "x" * (SIZE - 6)}}],
+            }
+        )
+        for i in range(CHUNKS)
+    ]
+    return sse(*events)
+
+
+def chat(base: str) -> rxllm.ChatStream:
+    return rxllm.completion(
+        "openai",
+        "gpt-4o",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        api_key=API_KEY,
+        api_base=base,
+    )
+
+
+def wait_until_server_stalls(server: ReplayServer) -> int:
+    """Poll the server's byte count until it stops moving (the consumer is holding it back)."""
+    last = -1
+    deadline = time.monotonic() + 20
+    while server.written != last and time.monotonic() < deadline:
+        last = server.written
+        time.sleep(0.25)  # polling a counter, not synchronising
+    return last
+
+
+async def test_slow_async_consumer_holds_the_server_back(
+    server: ReplayServer, openai_base: str
+) -> None:
+    body = large_body()
+    server.queue(Reply(body=body, piece=64 * 1024))
+    received: list[str] = []
+    tracemalloc.start()
+    try:
+        async for text in iterate(chat(openai_base).pipe(ops.extract_content())):
+            received.append(text[:6])
+            if len(received) == 10:  # now the consumer is busy for a long while
+                before = tracemalloc.get_traced_memory()[0]
+                stalled_at = await asyncio.to_thread(wait_until_server_stalls, server)
+                growth = tracemalloc.get_traced_memory()[0] - before
+                assert not server.completed.is_set(), "the server wrote everything: no backpressure"
+                assert stalled_at < len(body) - 4 * 1024 * 1024
+                assert growth < 4 * 1024 * 1024, f"memory grew by {growth} bytes while blocked"
+    finally:
+        tracemalloc.stop()
+    assert received == [f"{i:06d}" for i in range(CHUNKS)]  # nothing lost, nothing reordered
+    assert server.completed.wait(10)
+
+
+def test_slow_sync_subscriber_holds_the_server_back(server: ReplayServer, openai_base: str) -> None:
+    body = large_body()
+    server.queue(Reply(body=body, piece=64 * 1024))
+    release, blocked, done = threading.Event(), threading.Event(), threading.Event()
+    received: list[str] = []
+
+    def slow(text: str) -> None:
+        received.append(text[:6])
+        if len(received) == 10:
+            blocked.set()
+            release.wait(30)  # a subscriber that blocks, on the stream's own thread
+
+    chat(openai_base).pipe(ops.extract_content()).subscribe(slow, on_completed=done.set)
+    assert blocked.wait(10)
+    stalled_at = wait_until_server_stalls(server)
+    assert not server.completed.is_set() and stalled_at < len(body) - 4 * 1024 * 1024
+    release.set()
+    assert done.wait(30)
+    assert received == [f"{i:06d}" for i in range(CHUNKS)]
