@@ -149,14 +149,17 @@ def buffer_text(
     over :func:`extract_content`); the last window is flushed when the stream completes."""
 
     def _buffer(source: Observable[ChatChunk]) -> Observable[str]:
-        def per_subscription(subscribe_scheduler: abc.SchedulerBase | None) -> Observable[str]:
+        def subscribe(
+            observer: abc.ObserverBase[str], subscribe_scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
             timer = scheduler or subscribe_scheduler or _stream_scheduler(source)
             windows: Observable[list[str]] = source.pipe(
                 extract_content(), rx_ops.buffer_with_time(seconds, scheduler=timer)
             )
-            return windows.pipe(rx_ops.filter(bool), rx_ops.map("".join))
+            texts = windows.pipe(rx_ops.filter(bool), rx_ops.map("".join))
+            return texts.subscribe(observer, scheduler=subscribe_scheduler)
 
-        return reactivex.defer(per_subscription)
+        return Observable(subscribe)
 
     return _buffer
 

@@ -132,8 +132,7 @@ def test_tool_calls_emit_each_call_when_the_next_one_starts(
     seen_at: list[tuple[str, int]] = []
     chunks: list[ChatChunk] = []
     done = threading.Event()
-    stream.subscribe(chunks.append)
-    stream.pipe(ops.tool_calls()).subscribe(
+    stream.pipe(rx_ops.do_action(chunks.append), ops.tool_calls()).subscribe(
         lambda call: seen_at.append((call.function.name, len(chunks))), on_completed=done.set
     )
     assert done.wait(10)
