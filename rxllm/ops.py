@@ -107,7 +107,8 @@ def extract_content() -> Callable[[Observable[ChatChunk]], Observable[str]]:
 
 def extract_reasoning() -> Callable[[Observable[ChatChunk]], Observable[str]]:
     """Chunks -> their reasoning deltas (``reasoning_content``: a model's visible thinking);
-    chunks without any are skipped. Fused like :func:`extract_content`."""
+    chunks without any are skipped. Fused like :func:`extract_content`, whose code it repeats
+    on purpose: sharing it through ``operator.attrgetter`` costs 20% more per chunk."""
 
     def _extract(source: Observable[ChatChunk]) -> Observable[str]:
         def subscribe(

@@ -22,6 +22,7 @@ from rxllm.streaming import extract_content
 
 from .conftest import API_KEY, fixture_bytes
 from .server import Recorded, ReplayServer, Reply, sse
+from .test_sse_bridge import serve, serve_starlette
 
 README = Path(__file__).parent.parent / "README.md"
 TEXT = (
@@ -125,18 +126,9 @@ def sse_text(raw: bytes) -> str:
 
 
 def web_aiohttp(out: str, ns: dict[str, Any], server: ReplayServer) -> None:
-    from aiohttp import web
-
     async def exercise() -> bytes:
-        runner = web.AppRunner(ns["app"], access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        try:
-            return await read_sse(f"http://127.0.0.1:{port}/stream?question=Weather%3F")
-        finally:
-            await runner.cleanup()
+        async with serve(ns["app"]) as base:
+            return await read_sse(f"{base}/stream?question=Weather%3F")
 
     raw = asyncio.run(exercise())
     assert raw.endswith(b"data: [DONE]\n\n")
@@ -145,20 +137,9 @@ def web_aiohttp(out: str, ns: dict[str, Any], server: ReplayServer) -> None:
 
 
 def web_starlette(out: str, ns: dict[str, Any], server: ReplayServer) -> None:
-    import uvicorn
-
     async def exercise() -> bytes:
-        config = uvicorn.Config(ns["app"], host="127.0.0.1", port=0, log_level="warning")
-        uvicorn_server = uvicorn.Server(config)
-        task = asyncio.create_task(uvicorn_server.serve())
-        while not uvicorn_server.started:
-            await asyncio.sleep(0.01)  # uvicorn offers no startup event to wait on
-        port = uvicorn_server.servers[0].sockets[0].getsockname()[1]
-        try:
-            return await read_sse(f"http://127.0.0.1:{port}/stream?question=Weather%3F")
-        finally:
-            uvicorn_server.should_exit = True
-            await task
+        async with serve_starlette(ns["app"]) as base:
+            return await read_sse(f"{base}/stream?question=Weather%3F")
 
     raw = asyncio.run(exercise())
     assert raw.endswith(b"data: [DONE]\n\n") and sse_text(raw) == TEXT

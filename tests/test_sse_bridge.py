@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -127,18 +127,13 @@ async def test_aiohttp_endpoint_read_by_an_sse_client(
 
 
 async def test_openai_sdk_reads_the_bridge(server: ReplayServer, openai_base: str) -> None:
-    import openai
 
     server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse"), piece=128))
-    async with serve(bridge_app(openai_base)) as bridge:
-        client = openai.AsyncOpenAI(base_url=f"{bridge}/v1", api_key="sk-bridge", max_retries=0)
-        try:
-            stream = await client.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": "weather?"}], stream=True
-            )
-            chunks = [chunk async for chunk in stream]
-        finally:
-            await client.close()
+    async with serve(bridge_app(openai_base)) as bridge, openai_client(bridge) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "weather?"}], stream=True
+        )
+        chunks = [chunk async for chunk in stream]
     assert all(c.object == "chat.completion.chunk" for c in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == TEXT
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 44
@@ -151,17 +146,13 @@ async def test_openai_sdk_raises_the_bridged_error(server: ReplayServer, openai_
     server.queue(
         Reply(status=429, body=b'{"error":{"message":"slow down","code":"rate_limit_exceeded"}}')
     )
-    async with serve(bridge_app(openai_base)) as bridge:
-        client = openai.AsyncOpenAI(base_url=f"{bridge}/v1", api_key="sk-bridge", max_retries=0)
-        try:
-            stream = await client.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True
-            )
-            with pytest.raises(openai.APIError, match="slow down") as caught:
-                async for _ in stream:
-                    pass
-        finally:
-            await client.close()
+    async with serve(bridge_app(openai_base)) as bridge, openai_client(bridge) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        with pytest.raises(openai.APIError, match="slow down") as caught:
+            async for _ in stream:
+                pass
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["type"] == "RateLimitError"
     assert caught.value.body["code"] == "rate_limit_exceeded"
@@ -195,12 +186,10 @@ async def test_client_leaving_the_aiohttp_bridge_closes_the_upstream(
 
 
 @contextlib.asynccontextmanager
-async def serve_starlette(endpoint: Callable[..., Any]) -> AsyncIterator[str]:
+async def serve_starlette(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a loopback port, on the running loop."""
     import uvicorn
-    from starlette.applications import Starlette
-    from starlette.routing import Route
 
-    app = Starlette(routes=[Route("/v1/chat/completions", endpoint, methods=["POST"])])
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -214,30 +203,42 @@ async def serve_starlette(endpoint: Callable[..., Any]) -> AsyncIterator[str]:
         await task
 
 
-def starlette_endpoint(upstream_base: str) -> Callable[..., Any]:
+def starlette_app(upstream_base: str) -> Any:
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
     async def chat_completions(request: Any) -> Any:
         body = await request.json()
         stream = await upstream(upstream_base, body["messages"][-1]["content"])
         return sse_streaming_response(stream)
 
-    return chat_completions
+    return Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"])])
+
+
+@contextlib.asynccontextmanager
+async def openai_client(bridge: str) -> AsyncIterator[Any]:
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=f"{bridge}/v1", api_key="sk-bridge", max_retries=0)
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 async def test_starlette_endpoint_read_by_the_openai_sdk(
     server: ReplayServer, openai_base: str
 ) -> None:
-    import openai
 
     server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse"), piece=128))
-    async with serve_starlette(starlette_endpoint(openai_base)) as bridge:
-        client = openai.AsyncOpenAI(base_url=f"{bridge}/v1", api_key="sk-bridge", max_retries=0)
-        try:
-            stream = await client.chat.completions.create(
-                model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True
-            )
-            text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
-        finally:
-            await client.close()
+    async with (
+        serve_starlette(starlette_app(openai_base)) as bridge,
+        openai_client(bridge) as client,
+    ):
+        stream = await client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert text == TEXT
 
 
@@ -245,7 +246,7 @@ async def test_client_leaving_the_starlette_bridge_closes_the_upstream(
     server: ReplayServer, openai_base: str
 ) -> None:
     server.queue(Reply(body=slow_words(), piece=60, delay=0.01))
-    async with serve_starlette(starlette_endpoint(openai_base)) as bridge:
+    async with serve_starlette(starlette_app(openai_base)) as bridge:
         first = await read_a_little_then_leave(f"{bridge}/v1/chat/completions")
         assert msgspec.json.decode(first[6:].strip())["choices"][0]["delta"]["content"] == "w0 "
         assert await asyncio.to_thread(server.disconnected.wait, 10)
