@@ -252,6 +252,19 @@ def test_timeout_does_not_fire_on_a_healthy_stream(server: ReplayServer, openai_
     assert server.completed.wait(10) and not server.disconnected.is_set()
 
 
+def test_take_until_a_timer_closes_the_connection(server: ReplayServer, openai_base: str) -> None:
+    # the guide's `alts!` against `(timeout ms)`: end quietly when the timer fires
+    server.queue(Reply(body=paced_words(), piece=60, delay=0.01))
+    texts = (
+        chat(openai_base)
+        .pipe(ops.extract_content(), rx_ops.take_until(reactivex.timer(0.3)), rx_ops.to_list())
+        .run()
+    )
+    assert texts[:3] == ["w0 ", "w1 ", "w2 "] and len(texts) < 400
+    assert server.disconnected.wait(10), "the server never saw the client leave"
+    assert not server.completed.is_set()
+
+
 def test_timeout_needs_a_limit() -> None:
     with pytest.raises(ValueError, match="positive seconds"):
         ops.timeout()
