@@ -41,7 +41,7 @@ _LAZY = {
     "supports_tools": "rxllm.providers",
     "supports_vision": "rxllm.providers",
 }
-_SUBMODULES = {"errors", "ops", "providers", "streaming", "stream", "types", "transport"}
+_SUBMODULES = {"errors", "ops", "providers", "router", "streaming", "stream", "types", "transport"}
 
 __all__ = [
     "ChatChunk",
@@ -65,6 +65,7 @@ __all__ = [
     "ops",
     "provider_info",
     "providers",
+    "router",
     "stream",
     "streaming",
     "supports_streaming",
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from . import errors as errors
     from . import ops as ops
     from . import providers as providers
+    from . import router as router
     from . import stream as stream
     from . import streaming as streaming
     from . import transport as transport
