@@ -27,6 +27,7 @@ from rxllm.streaming import collect, collect_sync
 
 from .conftest import API_KEY, fixture_bytes
 from .server import ReplayServer, Reply
+from .test_stream import Recorder
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 TRANSCRIPT = "openai/stream_text_usage.sse"
@@ -155,31 +156,8 @@ def make_router(fake: FakeTime | None = None, **settings: Any) -> tuple[Router, 
     return Router(**kwargs), attempts
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.items: list[rxllm.ChatChunk] = []
-        self.errors: list[Exception] = []
-        self.completed = 0
-        self.ended = threading.Event()
-
-    def on_next(self, chunk: rxllm.ChatChunk) -> None:
-        self.items.append(chunk)
-
-    def on_error(self, error: Exception) -> None:
-        self.errors.append(error)
-        self.ended.set()
-
-    def on_completed(self) -> None:
-        self.completed += 1
-        self.ended.set()
-
-    def wait(self, timeout: float = 10) -> Recorder:
-        assert self.ended.wait(timeout), "the stream did not end in time"
-        return self
-
-    @property
-    def text(self) -> str:
-        return "".join(c.choices[0].delta.content or "" for c in self.items if c.choices)
+def text(chunks: list[rxllm.ChatChunk]) -> str:
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
 
 # --- registry -------------------------------------------------------------------------------
@@ -195,6 +173,7 @@ def test_register_describe_and_list_never_show_the_key(servers: list[ReplayServe
         api_base=base(servers[0]),
         extra_headers={"Authorization": f"Bearer {API_KEY}", "X-Team": "blue"},
         temperature=0.2,
+        max_tokens=100,
     )
     r.register("smart", deployments=[dep(servers[0], "eu"), dep(servers[1], "us", weight=2)])
     assert r.list_configs() == ["fast", "smart"]
@@ -206,6 +185,7 @@ def test_register_describe_and_list_never_show_the_key(servers: list[ReplayServe
     assert fast["deployments"][0]["api_key"] == "***"
     assert fast["deployments"][0]["extra_headers"] == {"Authorization": "***", "X-Team": "blue"}
     assert fast["deployments"][0]["temperature"] == 0.2
+    assert fast["deployments"][0]["max_tokens"] == 100
     smart = r.get_config("smart")
     assert smart is not None
     assert [(d["id"], d["weight"]) for d in smart["deployments"]] == [("eu", 1.0), ("us", 2.0)]
@@ -726,7 +706,7 @@ def test_a_stream_is_lazy_shared_and_replaying(servers: list[ReplayServer]) -> N
     late = Recorder()
     stream.subscribe(late)
     late.wait()
-    assert one.text == two.text == late.text == TEXT
+    assert text(one.items) == text(two.items) == text(late.items) == TEXT
     assert len(one.items) == len(late.items) == CHUNKS
     assert len(a.requests) == 1
     assert a.requests[0].json()["stream"] is True
@@ -750,7 +730,7 @@ def test_a_stream_falls_back_before_its_first_chunk_without_duplicates(
     recorder.wait()
     assert recorder.errors == []
     assert recorder.completed == 1
-    assert recorder.text == TEXT
+    assert text(recorder.items) == TEXT
     assert len(recorder.items) == CHUNKS
     assert [chunk.id for chunk in recorder.items].count(recorder.items[0].id) == CHUNKS
     assert attempts.wait(3) == [("a", "error"), ("b", "error"), ("c", "success")]
@@ -774,7 +754,7 @@ def test_after_the_first_chunk_a_failure_is_the_streams_error(servers: list[Repl
     (error,) = recorder.errors
     assert isinstance(error, errors.StreamTruncatedError)
     assert error.partial_text == "I'm unable to provide real-time"
-    assert recorder.text == "I'm unable to provide real-time"
+    assert text(recorder.items) == "I'm unable to provide real-time"
     assert b.requests == []
     assert attempts.wait(1) == [("a", "error")]
 

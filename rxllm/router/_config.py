@@ -25,7 +25,9 @@ STRATEGIES = ("simple-shuffle", "least-busy", "lowest-latency")
 #: Settings of a deployment that are not request parameters.
 _CALL_SETTINGS = ("timeout", "drop_params", "extra_headers", "extra_body")
 _DEPLOYMENT_FIELDS = ("id", "provider", "model", "api_key", "api_base", "weight", "rpm", "tpm")
-_SECRET_WORDS = ("key", "token", "secret", "password", "authorization", "credential")
+_SECRET_WORDS = frozenset(
+    {"key", "token", "secret", "password", "authorization", "credential", "credentials"}
+)
 
 Route = Callable[[dict[str, Any]], Any]
 
@@ -169,8 +171,8 @@ def _masked(values: Mapping[str, Any]) -> dict[str, Any]:
     """A copy with every secret-looking value (and credential header) replaced by ``***``."""
     out: dict[str, Any] = {}
     for key, value in values.items():
-        lower = key.lower()
-        if value is not None and any(word in lower for word in _SECRET_WORDS):
+        words = key.lower().replace("-", "_").split("_")
+        if value is not None and not _SECRET_WORDS.isdisjoint(words):
             out[key] = "***"
         elif isinstance(value, Mapping):
             out[key] = {
