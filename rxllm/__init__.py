@@ -49,6 +49,7 @@ _SUBMODULES = {
     "ops",
     "pricing",
     "providers",
+    "router",
     "streaming",
     "stream",
     "tokens",
@@ -82,6 +83,7 @@ __all__ = [
     "pricing",
     "provider_info",
     "providers",
+    "router",
     "stream",
     "streaming",
     "supports_streaming",
@@ -97,6 +99,7 @@ if TYPE_CHECKING:
     from . import ops as ops
     from . import pricing as pricing
     from . import providers as providers
+    from . import router as router
     from . import stream as stream
     from . import streaming as streaming
     from . import tokens as tokens

@@ -237,7 +237,7 @@ class ChatStream(Observable[ChatChunk]):
 
     async def _run(self) -> None:
         try:
-            await self._read()
+            await self._produce()
         except asyncio.CancelledError:
             if self._state == _RUNNING:  # cancelled from outside (loop shutting down)
                 self._finish(StreamCancelledError("the stream's task was cancelled"))
@@ -251,9 +251,14 @@ class ChatStream(Observable[ChatChunk]):
         else:
             self._finish(None)
 
-    async def _read(self) -> None:
-        call, provider = self._call, self._provider
-        response = await transport.send(self._request, timeout=call.timeout, stream=True)
+    async def _produce(self) -> None:
+        """Run the request and emit its chunks (a subclass may send it more than once, e.g.
+        the router's retries, as long as it emits nothing twice)."""
+        await self._read(self._call, self._provider, self._request)
+
+    async def _read(self, call: ChatCall, provider: Provider, request: HttpRequest) -> None:
+        """Send ``request`` and emit its chunks; raises the typed error that ends it early."""
+        response = await transport.send(request, timeout=call.timeout, stream=True)
         try:
             self.request_id = request_id_from(response.headers)
             if response.status >= 300:

@@ -35,6 +35,8 @@ class Reply:
     drop_after: int | None = None
     #: Stop writing after this many bytes and hold the connection open until the client leaves.
     stall_after: int | None = None
+    #: Seconds to wait before answering at all (a server slow to the first byte).
+    wait: float = 0.0
 
 
 @dataclass
@@ -130,6 +132,8 @@ class ReplayServer:
         if reply.stall_after is not None:
             limit = min(limit, reply.stall_after)
         try:
+            if reply.wait:
+                await _wait_unless_gone(request, reply.wait)
             await response.prepare(request)
             step = reply.piece or max(limit, 1)
             for start in range(0, limit, step):
@@ -153,6 +157,15 @@ class ReplayServer:
         except (ConnectionResetError, ConnectionError):
             disconnected.set()
         return response
+
+
+async def _wait_unless_gone(request: web.Request, seconds: float) -> None:
+    """A server slow to answer: wait, but stop as soon as the client leaves."""
+    end = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < end:
+        if _gone(request):
+            raise ConnectionResetError
+        await asyncio.sleep(0.01)  # pacing, not synchronisation
 
 
 def _gone(request: web.Request) -> bool:

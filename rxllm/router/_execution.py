@@ -1,0 +1,523 @@
+"""One routed request: choose a deployment, send, and on failure retry, move on or fall back.
+
+The same engine serves plain requests and streams; what differs is the :class:`Sender`. For a
+stream, a retry or fallback is allowed only while nothing has reached the subscribers
+(``Sender.committed``): after the first chunk the error is the stream's error.
+
+Rules (DESIGN's honest, typed errors, applied to several deployments):
+
+* **Retry** (same configuration) only on ``recoverable`` errors: 429, 5xx, connection and
+  timeout errors, a stream cut before its first chunk. Never on client errors (400, 401, 404,
+  quota, a context window too small, a bad parameter). At most ``num_retries`` retries.
+* A retry goes to another ready deployment of the group that has not failed in this request
+  when there is one (at once, no wait); otherwise back to one that failed, after exponential
+  backoff with jitter, or after the provider's ``Retry-After`` when it gave one.
+* **Fallbacks**: when the configuration gives up, its ``fallbacks`` are tried in order (each
+  with its own deployments and retries, not its own fallbacks); a
+  ``ContextWindowExceededError`` goes to ``context_window_fallbacks`` instead. A request the
+  caller got wrong (any other ``BadRequestError``) or a cancellation is not sent elsewhere.
+* **Time**: no attempt starts, and no wait is begun that would end, later than
+  ``max_retry_time`` after the request started.
+* **Cooldowns**: a deployment failing more than ``allowed_fails`` times within ``fail_window``
+  is skipped by every request for ``cooldown_time``. Client errors the caller caused (400s)
+  and cancellations do not count.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+
+import msgspec
+
+from .._api import prepare
+from .._spec import ChatCall, HttpRequest, Provider
+from ..errors import (
+    APITimeoutError,
+    BadRequestError,
+    ContextWindowExceededError,
+    LLMError,
+    RateLimitError,
+    ServiceUnavailableError,
+    StreamCancelledError,
+)
+from ..stream import fetch_response
+from ..types import ChatResponse, Message, Usage
+from ._config import Deployment
+from ._health import choose
+
+if TYPE_CHECKING:
+    from ._router import Router
+
+__all__ = ["Attempt", "Execution", "FetchSender", "Group", "Pick", "Plan", "Sender"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+log = logging.getLogger("rxllm.router")
+
+Outcome = Literal["success", "error", "cancelled"]
+
+
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One attempt of a routed request, as reported to ``on_attempt`` callbacks."""
+
+    #: The configuration the request named.
+    config: str
+    #: The configuration this attempt belongs to (``config`` or one of its fallbacks).
+    group: str
+    deployment: str
+    provider: str
+    model: str
+    api_base: str | None
+    #: 1 for the first attempt of the request, counting retries and fallbacks.
+    number: int
+    stream: bool
+    outcome: Outcome
+    #: Seconds to the first chunk (streams) or to the whole response; None if neither came.
+    latency: float | None
+    #: Seconds from sending to the end of the attempt.
+    duration: float
+    error: LLMError | None = None
+    #: True when this failure started the deployment's cooldown.
+    cooled_down: bool = False
+
+
+class Group:
+    """The deployments one configuration resolved to for this request, and its policy."""
+
+    __slots__ = ("deployments", "name", "num_retries", "strategy", "timeout")
+
+    def __init__(
+        self,
+        name: str,
+        deployments: tuple[Deployment, ...],
+        strategy: str,
+        num_retries: int,
+        timeout: float | None,
+    ) -> None:
+        self.name = name
+        self.deployments = deployments
+        self.strategy = strategy
+        self.num_retries = num_retries
+        self.timeout = timeout
+
+
+class Plan:
+    """The primary group and the groups to fall back to, all resolved before any I/O."""
+
+    __slots__ = ("context_window_fallbacks", "fallbacks", "name", "primary")
+
+    def __init__(
+        self,
+        name: str,
+        primary: Group,
+        fallbacks: tuple[Group, ...],
+        context_window_fallbacks: tuple[Group, ...],
+    ) -> None:
+        self.name = name
+        self.primary = primary
+        self.fallbacks = fallbacks
+        self.context_window_fallbacks = context_window_fallbacks
+
+
+class Pick:
+    """A deployment chosen for an attempt, with its validated request."""
+
+    __slots__ = ("call", "deployment", "group", "provider", "request")
+
+    def __init__(
+        self,
+        group: Group,
+        deployment: Deployment,
+        call: ChatCall,
+        provider: Provider,
+        request: HttpRequest,
+    ) -> None:
+        self.group = group
+        self.deployment = deployment
+        self.call = call
+        self.provider = provider
+        self.request = request
+
+
+class Sender(Protocol[T_co]):
+    """How an attempt is sent, and what the engine may ask about it afterwards."""
+
+    stream: bool
+
+    def send(self, pick: Pick, succeeded: Callable[[], None]) -> Awaitable[T_co]:
+        """Send one attempt. ``succeeded`` may be called as soon as it has succeeded (before
+        the caller hears of it), so the attempt is reported first."""
+        ...
+
+    def committed(self) -> bool:
+        """True once something reached the caller (or the caller left): no more attempts."""
+        ...
+
+    def first_chunk_at(self) -> float | None: ...
+
+    def cancelled(self) -> bool: ...
+
+    def usage(self) -> Usage | None: ...
+
+
+class FetchSender:
+    """Plain (non-streaming) requests."""
+
+    stream = False
+
+    def __init__(self) -> None:
+        self._usage: Usage | None = None
+
+    async def send(self, pick: Pick, succeeded: Callable[[], None]) -> ChatResponse:
+        response = await fetch_response(pick.call, pick.provider, pick.request)
+        self._usage = response.usage
+        return response
+
+    def committed(self) -> bool:
+        return False
+
+    def first_chunk_at(self) -> float | None:
+        return None
+
+    def cancelled(self) -> bool:
+        return False
+
+    def usage(self) -> Usage | None:
+        return self._usage
+
+
+def _retryable(error: LLMError) -> bool:
+    return error.recoverable and not isinstance(error, BadRequestError)
+
+
+def _falls_back(error: LLMError) -> bool:
+    if isinstance(error, ContextWindowExceededError):
+        return True
+    return not isinstance(error, (BadRequestError, StreamCancelledError))
+
+
+def _counts_against(error: LLMError) -> bool:
+    """Does this failure say something about the deployment's health?"""
+    return not isinstance(error, (BadRequestError, StreamCancelledError))
+
+
+class Execution:
+    """The state of one routed request."""
+
+    def __init__(
+        self,
+        router: Router,
+        plan: Plan,
+        messages: list[Message],
+        params: Mapping[str, Any],
+        *,
+        stream: bool,
+    ) -> None:
+        self._router = router
+        self.plan = plan
+        self._messages = messages
+        self._params = dict(params)
+        self._stream = stream
+        self._first: Pick | None = None
+        self._tokens: int | None = None
+        self._deadline = math.inf
+        #: Every attempt so far, in order.
+        self.attempts: list[Attempt] = []
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self._router._clock
+
+    # --- before any I/O ------------------------------------------------------------------
+
+    def first(self) -> Pick:
+        """Choose the first deployment now and validate the request against it, so a bad
+        request raises at call time. The attempt itself starts when :meth:`run` runs."""
+        group = self.plan.primary
+        deployment, wait = self._choose(group, {})
+        usable = deployment is not None and wait <= 0
+        pick = self._prepare(group, deployment if deployment is not None else group.deployments[0])
+        self._first = pick if usable else None
+        return pick
+
+    def _prepare(self, group: Group, deployment: Deployment) -> Pick:
+        settings = deployment.settings
+        call, provider, request = prepare(
+            deployment.provider,
+            deployment.model,
+            messages=self._messages,
+            stream=self._stream,
+            api_key=deployment.api_key,
+            api_base=deployment.api_base,
+            timeout=settings.get("timeout", group.timeout),
+            drop_params=settings.get("drop_params", False),
+            extra_headers=settings.get("extra_headers"),
+            extra_body=settings.get("extra_body"),
+            params={**deployment.defaults, **self._params},
+        )
+        return Pick(group, deployment, call, provider, request)
+
+    def _estimate(self) -> int:
+        """Tokens this request may use, for tpm limits: the prompt's estimate plus
+        ``max_tokens`` (computed once, and only when a deployment has a tpm limit)."""
+        if self._tokens is None:
+            text = "\n".join(m.text for m in self._messages)
+            limit = self._params.get("max_completion_tokens") or self._params.get("max_tokens")
+            self._tokens = int(self._router._estimator(text)) + int(limit or 0)
+        return self._tokens
+
+    def _choose(
+        self, group: Group, retry_at: dict[Deployment, float]
+    ) -> tuple[Deployment | None, float]:
+        """The deployment for the next attempt and how long to wait before it.
+
+        Ready now and not failed in this request beats ready now (its backoff over), which
+        beats the one ready soonest. None when every deployment cools down or none can take
+        the request before the deadline."""
+        router = self._router
+        with router._lock:
+            now = router._clock()
+            starts: list[tuple[float, Deployment]] = []
+            for d in group.deployments:
+                if d.state.cooling(now):
+                    continue
+                tokens = self._estimate() if d.tpm is not None else 0
+                start = max(d.state.ready_at(d, now, tokens), retry_at.get(d, now))
+                starts.append((start, d))
+            if not starts:
+                return None, 0.0
+            fresh = [d for t, d in starts if t <= now and d not in retry_at]
+            ready = fresh or [d for t, d in starts if t <= now]
+            if ready:
+                return choose(group.strategy, ready, router._rng), 0.0
+            soonest = min(t for t, _ in starts)
+            if soonest > self._deadline:
+                return None, soonest - now
+            first = [d for t, d in starts if t == soonest]
+            return choose(group.strategy, first, router._rng), soonest - now
+
+    def _unavailable(self, group: Group, wait: float) -> LLMError:
+        """The error for a group that could not even be tried."""
+        router = self._router
+        now = router._clock()
+        with router._lock:
+            back = [d.state.cooldown_until - now for d in group.deployments]
+        if all(b > 0 for b in back):
+            first_back = min(back)
+            return ServiceUnavailableError(
+                f"router configuration {group.name!r}: every deployment is cooling down after "
+                f"repeated failures (the first is back in {first_back:.1f} s)",
+                retry_after=first_back,
+            )
+        later = "" if math.isinf(wait) else f" (the next slot is in {wait:.1f} s)"
+        return RateLimitError(
+            f"router configuration {group.name!r}: no deployment can take this request within "
+            f"max_retry_time: rpm/tpm limits or Retry-After{later}",
+            retry_after=None if math.isinf(wait) else wait,
+        )
+
+    # --- the attempts --------------------------------------------------------------------
+
+    async def run(self, sender: Sender[T]) -> T:
+        """Send the request, retrying and falling back as the configuration says."""
+        plan = self.plan
+        self._deadline = self._router._clock() + self._router._settings.max_retry_time
+        try:
+            return await self._run_group(plan.primary, sender)
+        except LLMError as error:
+            last = error
+        if not _falls_back(last) or sender.committed():
+            raise last
+        context_window = isinstance(last, ContextWindowExceededError)
+        chain = plan.context_window_fallbacks if context_window else plan.fallbacks
+        for group in chain:
+            if self._router._clock() >= self._deadline:
+                break
+            log.info("router %r: falling back to %r after %s", plan.name, group.name, last)
+            try:
+                return await self._run_group(group, sender)
+            except LLMError as error:
+                last = error
+                if not _falls_back(error) or sender.committed():
+                    raise
+        raise last
+
+    async def _run_group(self, group: Group, sender: Sender[T]) -> T:
+        router = self._router
+        retry_at: dict[Deployment, float] = {}
+        error: LLMError | None = None
+        for retry in range(group.num_retries + 1):
+            pick = self._first if group is self.plan.primary else None
+            self._first = None
+            if pick is not None and not self._still_ready(pick.deployment):
+                pick = None
+            if pick is None:
+                deployment, wait = self._choose(group, retry_at)
+                if deployment is None:
+                    raise error or self._unavailable(group, wait)
+                if wait > 0:
+                    if router._clock() + wait > self._deadline:
+                        raise error or self._unavailable(group, wait)
+                    await router._sleep(wait)
+                try:
+                    pick = self._prepare(group, deployment)
+                except LLMError as exc:  # e.g. its key is no longer in the environment
+                    self._report(
+                        group=group,
+                        deployment=deployment,
+                        pick=None,
+                        outcome="error",
+                        error=exc,
+                        duration=0.0,
+                        latency=None,
+                    )
+                    raise
+            try:
+                return await self._attempt(pick, sender)
+            except LLMError as exc:
+                error = exc
+                if sender.committed() or not _retryable(exc) or router._clock() >= self._deadline:
+                    raise
+                retry_at[pick.deployment] = self._retry_time(exc, retry + 1)
+        assert error is not None
+        raise error
+
+    def _still_ready(self, deployment: Deployment) -> bool:
+        router = self._router
+        with router._lock:
+            now = router._clock()
+            if deployment.state.cooling(now):
+                return False
+            tokens = self._estimate() if deployment.tpm is not None else 0
+            return deployment.state.ready_at(deployment, now, tokens) <= now
+
+    def _retry_time(self, error: LLMError, retry: int) -> float:
+        """When a deployment that just failed may be tried again: after the provider's
+        ``Retry-After`` (already recorded on the deployment) or after exponential backoff with
+        jitter: a random time between half and all of ``min(max_retry_delay, retry_delay *
+        2**(retry - 1))``."""
+        router = self._router
+        now = router._clock()
+        if error.retry_after is not None:
+            return now
+        settings = router._settings
+        delay = min(settings.max_retry_delay, settings.retry_delay * 2.0 ** (retry - 1))
+        return now + delay * (0.5 + 0.5 * router._rng.random())
+
+    async def _attempt(self, pick: Pick, sender: Sender[T]) -> T:
+        router = self._router
+        deployment = pick.deployment
+        tokens = self._estimate() if deployment.tpm is not None else 0
+        with router._lock:
+            started = router._clock()
+            entry = deployment.state.start(started, tokens)
+        settled = False
+
+        def settle(outcome: Outcome, error: LLMError | None = None) -> None:
+            """The attempt's end, reported once: the deployment's counts and health, then the
+            callbacks (a stream calls it just before it completes its subscribers)."""
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            with router._lock:
+                deployment.state.in_flight -= 1
+                usage = sender.usage() if outcome == "success" else None
+                if usage is not None and usage.total_tokens:
+                    entry[1] = float(usage.total_tokens)
+            first_chunk = sender.first_chunk_at()
+            latency = None if first_chunk is None else first_chunk - started
+            duration = router._clock() - started
+            if latency is None and outcome == "success":
+                latency = duration
+            self._report(
+                group=pick.group,
+                deployment=deployment,
+                pick=pick,
+                outcome=outcome,
+                error=error,
+                duration=duration,
+                latency=latency,
+            )
+
+        try:
+            result = await sender.send(pick, lambda: settle("success"))
+        except LLMError as exc:
+            exc._with_context(
+                provider=pick.call.provider, model=pick.call.model, secret=pick.call.api_key
+            )
+            settle("error", exc)
+            raise
+        except BaseException:
+            settle("cancelled")
+            raise
+        settle("cancelled" if sender.cancelled() else "success")
+        return result
+
+    def _report(
+        self,
+        *,
+        group: Group,
+        deployment: Deployment,
+        pick: Pick | None,
+        outcome: Outcome,
+        error: LLMError | None,
+        duration: float,
+        latency: float | None,
+    ) -> None:
+        """Update the deployment's health and tell the callbacks."""
+        router = self._router
+        settings = router._settings
+        cooled = False
+        with router._lock:
+            state = deployment.state
+            now = router._clock()
+            if outcome == "success" and latency is not None:
+                state.record_latency(latency)
+            elif error is not None and _counts_against(error):
+                if isinstance(error, APITimeoutError):
+                    state.record_latency(duration)
+                if error.recoverable and error.retry_after:
+                    state.not_before = max(state.not_before, now + error.retry_after)
+                cooled = state.record_failure(
+                    now,
+                    allowed_fails=settings.allowed_fails,
+                    fail_window=settings.fail_window,
+                    cooldown_time=settings.cooldown_time,
+                )
+        record = Attempt(
+            config=self.plan.name,
+            group=group.name,
+            deployment=deployment.id,
+            provider=deployment.provider,
+            model=deployment.model,
+            api_base=pick.call.api_base if pick is not None else deployment.api_base,
+            number=len(self.attempts) + 1,
+            stream=self._stream,
+            outcome=outcome,
+            latency=latency,
+            duration=duration,
+            error=error,
+            cooled_down=cooled,
+        )
+        self.attempts.append(record)
+        if cooled:
+            log.warning(
+                "router: deployment %s cools down for %.1f s after repeated failures (last: %s)",
+                deployment.id,
+                settings.cooldown_time,
+                error,
+            )
+        else:
+            log.debug(
+                "router %r: attempt %d on %s: %s",
+                self.plan.name,
+                record.number,
+                record.deployment,
+                outcome if error is None else error,
+            )
+        router._notify(record)

@@ -1,0 +1,590 @@
+"""The :class:`Router`: named configurations, and requests sent through them."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal, overload
+
+import msgspec
+
+from .. import providers
+from .._api import DEFAULT_TIMEOUT, MessageLike, _messages
+from .._loop import run_sync
+from ..errors import ConfigurationError
+from ..types import ChatResponse
+from ._config import (
+    STRATEGIES,
+    Deployment,
+    Route,
+    RouteConfig,
+    check_names,
+    describe,
+    make_deployment,
+)
+from ._execution import Attempt, Execution, FetchSender, Group, Plan
+from ._stream import RouterStream
+
+__all__ = ["Router", "Settings", "create_router"]
+
+log = logging.getLogger("rxllm.router")
+
+#: How many route functions may hand a request on to another configuration in a row.
+_MAX_ROUTE_DEPTH = 8
+#: Deployments remembered per route function (each keeps its own health and latency).
+_MAX_DYNAMIC = 256
+#: Keyword arguments that belong to a deployment, not to a request.
+_DEPLOYMENT_ONLY = ("api_key", "api_base", "timeout", "extra_headers", "extra_body")
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """A router's timing and health policy (``Router(...)`` / ``configure(...)``)."""
+
+    #: Retries after the first attempt of a configuration (``register`` may override).
+    num_retries: int = 2
+    #: Seconds per attempt: to connect and between reads of a stream; the whole response
+    #: otherwise (``register`` and each deployment may override).
+    timeout: float | None = DEFAULT_TIMEOUT
+    #: Backoff before the k-th retry of a deployment: a random time between half and all of
+    #: ``min(max_retry_delay, retry_delay * 2**(k-1))`` (unless it sent ``Retry-After``).
+    retry_delay: float = 0.5
+    max_retry_delay: float = 8.0
+    #: No attempt starts, and no wait is begun that would end, later than this many seconds
+    #: after the request started.
+    max_retry_time: float = 60.0
+    #: A deployment failing more than ``allowed_fails`` times within ``fail_window`` seconds is
+    #: skipped for ``cooldown_time`` seconds (0 disables cooldowns).
+    allowed_fails: int = 3
+    fail_window: float = 60.0
+    cooldown_time: float = 30.0
+
+    def checked(self) -> Settings:
+        for name in ("num_retries", "allowed_fails"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigurationError(f"{name} must be an integer >= 0, not {value!r}")
+        for name in ("retry_delay", "max_retry_delay", "max_retry_time", "cooldown_time"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or value < 0:
+                raise ConfigurationError(f"{name} must be seconds >= 0, not {value!r}")
+        if not self.fail_window > 0:
+            raise ConfigurationError(f"fail_window must be positive, not {self.fail_window!r}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ConfigurationError(f"timeout must be positive seconds, not {self.timeout!r}")
+        return self
+
+
+def _chars_over_four(text: str) -> int:
+    return (len(text) + 3) // 4
+
+
+def default_token_estimator() -> Callable[[str], int]:
+    """``rxllm.estimate_tokens`` when this rxllm has it, else ~4 characters a token."""
+    import rxllm
+
+    try:
+        estimator: Callable[[str], int] = rxllm.estimate_tokens
+    except AttributeError:
+        return _chars_over_four
+    return estimator
+
+
+class Router:
+    """Named configurations and the policy that keeps them up.
+
+    ``rxllm.router``'s module functions use one default ``Router``; create your own for an
+    isolated set of configurations, health state and callbacks. ``clock``, ``sleep`` and ``rng``
+    are injectable for tests (``sleep`` must advance ``clock``).
+    """
+
+    def __init__(
+        self,
+        *,
+        num_retries: int = 2,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        retry_delay: float = 0.5,
+        max_retry_delay: float = 8.0,
+        max_retry_time: float = 60.0,
+        allowed_fails: int = 3,
+        fail_window: float = 60.0,
+        cooldown_time: float = 30.0,
+        on_attempt: Callable[[Attempt], Any] | None = None,
+        token_estimator: Callable[[str], int] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = Settings(
+            num_retries=num_retries,
+            timeout=timeout,
+            retry_delay=retry_delay,
+            max_retry_delay=max_retry_delay,
+            max_retry_time=max_retry_time,
+            allowed_fails=allowed_fails,
+            fail_window=fail_window,
+            cooldown_time=cooldown_time,
+        ).checked()
+        self._configs: dict[str, RouteConfig] = {}
+        self._callbacks: tuple[Callable[[Attempt], Any], ...] = (on_attempt,) if on_attempt else ()
+        self._token_estimator = token_estimator
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"Router(configs={self.list_configs()!r})"
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def configure(self, **settings: Any) -> Settings:
+        """Change timing and health settings (see :class:`Settings`); returns the new ones."""
+        unknown = set(settings) - set(Settings.__struct_fields__)
+        if unknown:
+            raise ConfigurationError(
+                f"unknown router setting(s) {sorted(unknown)}; "
+                f"known: {', '.join(Settings.__struct_fields__)}"
+            )
+        self._settings = msgspec.structs.replace(self._settings, **settings).checked()
+        return self._settings
+
+    def _estimator(self, text: str) -> int:
+        if self._token_estimator is None:
+            self._token_estimator = default_token_estimator()
+        return self._token_estimator(text)
+
+    # --- configurations ------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        provider: str | None = None,
+        model: str | None = None,
+        *,
+        deployments: Sequence[Mapping[str, Any]] | None = None,
+        route: Route | None = None,
+        configs: Mapping[str, Mapping[str, Any]] | None = None,
+        strategy: str = "simple-shuffle",
+        num_retries: int | None = None,
+        fallbacks: Sequence[str] | None = None,
+        context_window_fallbacks: Sequence[str] | None = None,
+        timeout: float | None = None,
+        **config: Any,
+    ) -> str:
+        """Name a configuration; returns the name. Registering a name again replaces it.
+
+        Three forms:
+
+        * ``register("fast", provider="openai", model="gpt-4o-mini", api_key=..., api_base=...)``
+          (or ``model="openai/gpt-4o-mini"``): one deployment;
+        * ``register("smart", deployments=[{"provider": ..., "model": ..., "api_key": ...,
+          "api_base": ..., "weight": 2, "rpm": 60, "tpm": 100_000}, ...], strategy=...)``:
+          a group balanced by ``strategy`` (``simple-shuffle``, ``least-busy``,
+          ``lowest-latency``); keyword settings given besides apply to every deployment;
+        * ``register("adaptive", route=fn, configs={"openai": {"api_key": ...}})``: ``fn``
+          gets the request (a dict: ``messages``, ``stream``, ``metadata`` and the parameters)
+          and returns a configuration name or a deployment dict (completed by ``configs`` for
+          its provider) - the seed's ``create-router``.
+
+        Other keyword settings of a deployment: ``timeout``, ``drop_params``,
+        ``extra_headers``, ``extra_body``, provider options, and default request parameters
+        (``temperature=0.2``...). ``num_retries`` and ``timeout`` default to the router's.
+        ``fallbacks`` name other configurations to try in order when this one fails;
+        ``context_window_fallbacks`` those to try when the prompt is too long for it. They
+        may be registered later; they must exist when a request is made.
+        """
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"a configuration name is a non-empty string, not {name!r}")
+        where = f"router configuration {name!r}"
+        if strategy not in STRATEGIES:
+            raise ConfigurationError(
+                f"{where}: unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
+            )
+        forms = [deployments is not None, route is not None, bool(provider or model)]
+        if sum(forms) != 1:
+            raise ConfigurationError(
+                f"{where}: give exactly one of provider=/model=, deployments=[...] or route=fn"
+            )
+        group: tuple[Deployment, ...] = ()
+        route_configs: dict[str, dict[str, Any]] = {}
+        if route is not None:
+            if not callable(route):
+                raise ConfigurationError(f"{where}: route must be a function of the request")
+            if config:
+                raise ConfigurationError(
+                    f"{where}: with route=, give provider settings in configs={{provider: {{...}}}}"
+                )
+            for provider_name, settings in (configs or {}).items():
+                providers.provider_info(provider_name)
+                route_configs[provider_name] = dict(settings)
+        elif deployments is not None:
+            if isinstance(deployments, (str, Mapping)) or not deployments:
+                raise ConfigurationError(
+                    f"{where}: deployments must be a non-empty list of dicts "
+                    "(each with provider and model)"
+                )
+            group = tuple(
+                make_deployment(
+                    {**config, **spec} if isinstance(spec, Mapping) else spec,
+                    default_id=f"{name}[{i}]",
+                    where=f"{where}, deployment {i}",
+                )
+                for i, spec in enumerate(deployments)
+            )
+            ids = [d.id for d in group]
+            if len(set(ids)) != len(ids):
+                raise ConfigurationError(f"{where}: deployment ids must differ: {ids}")
+        else:
+            group = (
+                make_deployment(
+                    {"provider": provider, "model": model, **config}, default_id=name, where=where
+                ),
+            )
+        if num_retries is not None and (
+            not isinstance(num_retries, int) or isinstance(num_retries, bool) or num_retries < 0
+        ):
+            raise ConfigurationError(f"{where}: num_retries must be an integer >= 0")
+        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+            raise ConfigurationError(f"{where}: timeout must be positive seconds, not {timeout!r}")
+        fallback_names = check_names(fallbacks, "fallbacks")
+        window_names = check_names(context_window_fallbacks, "context_window_fallbacks")
+        if name in fallback_names or name in window_names:
+            raise ConfigurationError(f"{where}: a configuration cannot fall back to itself")
+        entry = RouteConfig(
+            name=name,
+            deployments=group,
+            route=route,
+            route_configs=route_configs,
+            strategy=strategy,
+            num_retries=num_retries,
+            fallbacks=fallback_names,
+            context_window_fallbacks=window_names,
+            timeout=timeout,
+        )
+        with self._lock:
+            self._configs[name] = entry
+        log.info("router: registered %r (%s)", name, entry)
+        return name
+
+    def unregister(self, name: str) -> None:
+        """Remove a configuration (nothing happens if there is none by that name)."""
+        with self._lock:
+            self._configs.pop(name, None)
+
+    def list_configs(self) -> list[str]:
+        """The registered names, in registration order."""
+        return list(self._configs)
+
+    def get_config(self, name: str) -> dict[str, Any] | None:
+        """A registered configuration as plain data (keys masked), or None."""
+        config = self._configs.get(name)
+        if config is None:
+            return None
+        described = describe(config)
+        settings = self._settings
+        if config.num_retries is None:
+            described["num_retries"] = settings.num_retries
+        if config.timeout is None:
+            described["timeout"] = settings.timeout
+        return described
+
+    def clear(self) -> None:
+        """Remove every configuration (callbacks and settings stay)."""
+        with self._lock:
+            self._configs.clear()
+
+    def status(self, name: str) -> list[dict[str, Any]]:
+        """What the router knows now about each deployment of ``name``: requests in flight,
+        latency moving average, recent failures, and seconds left of a cooldown or pause."""
+        config = self._config(name)
+        with self._lock:
+            now = self._clock()
+            return [
+                {
+                    "deployment": d.id,
+                    "in_flight": d.state.in_flight,
+                    "latency": d.state.latency,
+                    "recent_failures": len(d.state.failures),
+                    "cooldown": max(0.0, d.state.cooldown_until - now),
+                    "paused": max(0.0, d.state.not_before - now),
+                }
+                for d in (*config.deployments, *config.dynamic.values())
+            ]
+
+    def on_attempt(self, callback: Callable[[Attempt], Any]) -> Callable[[], None]:
+        """Call ``callback(attempt)`` after every attempt (deployment, latency, outcome,
+        error) - for logs and metering. Returns a function that removes it. It runs on the
+        request's event loop; what it raises is logged and ignored."""
+        with self._lock:
+            self._callbacks = (*self._callbacks, callback)
+
+        def remove() -> None:
+            with self._lock:
+                self._callbacks = tuple(c for c in self._callbacks if c is not callback)
+
+        return remove
+
+    def _notify(self, attempt: Attempt) -> None:
+        for callback in self._callbacks:
+            try:
+                callback(attempt)
+            except Exception:
+                log.exception("an rxllm router on_attempt callback raised")
+
+    # --- quick setup -----------------------------------------------------------------------
+
+    def setup(
+        self, provider: str, model: str | None = None, *, name: str | None = None, **config: Any
+    ) -> str:
+        """Register ``provider`` under its own name (or ``name``) with its default model;
+        the key comes from ``api_key=`` or the provider's environment variable."""
+        info = providers.provider_info(provider)
+        chosen = model or _default_model(info)
+        if not chosen:
+            raise ConfigurationError(f"{provider} has no default model: pass model=...")
+        return self.register(name or provider, provider=provider, model=chosen, **config)
+
+    def quick_setup(self) -> list[str]:
+        """One configuration per provider usable from the environment, named after it: its
+        key variable is set (or it needs none, like a local server), its base URL is known,
+        and it has a default model. Returns the names registered."""
+        names = []
+        for provider in providers.list_providers():
+            info = providers.provider_info(provider)
+            if info.key_required and providers.api_key_for(info, None) is None:
+                continue
+            if not info.default_api_base and not (
+                info.env_api_base and os.environ.get(info.env_api_base)
+            ):
+                continue
+            model = _default_model(info)
+            if model:
+                names.append(self.register(provider, provider=provider, model=model))
+        log.info("router: quick setup registered %s", names)
+        return names
+
+    def __getattr__(self, attribute: str) -> Callable[..., str]:
+        """``setup_<provider>(model=None, **config)`` for every provider in the registry."""
+        if attribute.startswith("setup_"):
+            provider = attribute[len("setup_") :]
+            if provider in providers.list_providers():
+                return functools.partial(self.setup, provider)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attribute!r}")
+
+    # --- requests --------------------------------------------------------------------------
+
+    def _config(self, name: str) -> RouteConfig:
+        config = self._configs.get(name)
+        if config is None:
+            known = ", ".join(repr(n) for n in self._configs) or "none"
+            raise ConfigurationError(
+                f"no router configuration named {name!r} (registered: {known})"
+            )
+        return config
+
+    def _resolve(
+        self, name: str, request: dict[str, Any], depth: int = 0
+    ) -> tuple[RouteConfig, Group]:
+        """The configuration serving ``name`` for this request, and its deployments."""
+        config = self._config(name)
+        deployments = config.deployments
+        if config.route is not None:
+            target = config.route(request)
+            if isinstance(target, str):
+                if depth >= _MAX_ROUTE_DEPTH:
+                    raise ConfigurationError(
+                        f"router configuration {name!r}: route functions hand the request on "
+                        f"more than {_MAX_ROUTE_DEPTH} times (a cycle?)"
+                    )
+                return self._resolve(target, request, depth + 1)
+            deployments = (self._dynamic(config, target),)
+        settings = self._settings
+        group = Group(
+            config.name,
+            deployments,
+            config.strategy,
+            settings.num_retries if config.num_retries is None else config.num_retries,
+            settings.timeout if config.timeout is None else config.timeout,
+        )
+        return config, group
+
+    def _dynamic(self, config: RouteConfig, target: Any) -> Deployment:
+        """The deployment a route function chose (remembered, so its health is tracked)."""
+        where = f"router configuration {config.name!r}: the route function"
+        if not isinstance(target, Mapping):
+            raise ConfigurationError(
+                f"{where} returned {type(target).__name__}: return a configuration name or a "
+                "dict with provider and model"
+            )
+        try:
+            provider, model = providers.split_model(target.get("provider"), target.get("model"))
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"{where} returned no usable model: {exc.message}") from None
+        spec = {**config.route_configs.get(provider, {}), **target}
+        spec["provider"], spec["model"] = provider, model
+        key = repr(sorted((k, repr(v)) for k, v in spec.items()))
+        deployment = config.dynamic.get(key)
+        if deployment is None:
+            default_id = f"{config.name}:{provider}/{model}"
+            made = make_deployment(spec, default_id=default_id, where=where)
+            with self._lock:
+                deployment = config.dynamic.setdefault(key, made)
+                if len(config.dynamic) > _MAX_DYNAMIC:
+                    config.dynamic.pop(next(iter(config.dynamic)))
+        return deployment
+
+    def _execution(
+        self,
+        name: str,
+        messages: Sequence[MessageLike] | None,
+        stream: bool,
+        metadata: Mapping[str, Any] | None,
+        params: dict[str, Any],
+    ) -> Execution:
+        """Everything checked before any I/O: the request, the configuration and its
+        fallbacks resolved, the first deployment chosen and its request built."""
+        for key in _DEPLOYMENT_ONLY:
+            if key in params:
+                raise ConfigurationError(
+                    f"{key} belongs to a deployment: give it to router.register(), "
+                    "not to the request"
+                )
+        checked = _messages(messages)
+        request = {"messages": messages, "stream": stream, "metadata": dict(metadata or {})}
+        request.update(params)
+        config, primary = self._resolve(name, request)
+        plan = Plan(
+            name,
+            primary,
+            tuple(self._resolve(n, request, 1)[1] for n in config.fallbacks),
+            tuple(self._resolve(n, request, 1)[1] for n in config.context_window_fallbacks),
+        )
+        return Execution(self, plan, checked, params, stream=stream)
+
+    @overload
+    def completion(
+        self,
+        name: str,
+        messages: Sequence[MessageLike] | None = ...,
+        *,
+        stream: Literal[True],
+        metadata: Mapping[str, Any] | None = ...,
+        **params: Any,
+    ) -> RouterStream: ...
+
+    @overload
+    def completion(
+        self,
+        name: str,
+        messages: Sequence[MessageLike] | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        metadata: Mapping[str, Any] | None = ...,
+        **params: Any,
+    ) -> ChatResponse: ...
+
+    def completion(
+        self,
+        name: str,
+        messages: Sequence[MessageLike] | None = None,
+        *,
+        stream: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> RouterStream | ChatResponse:
+        """``rxllm.completion`` through the configuration ``name``: a ``ChatResponse``
+        (blocking), or with ``stream=True`` a hot stream (a ``ChatStream``) returned at once.
+        ``metadata`` reaches route functions, not the provider; other keyword arguments are
+        request parameters."""
+        execution = self._execution(name, messages, stream, metadata, params)
+        first = execution.first()
+        if stream:
+            return RouterStream(execution, first)
+        return run_sync(execution.run(FetchSender()))
+
+    @overload
+    async def acompletion(
+        self,
+        name: str,
+        messages: Sequence[MessageLike] | None = ...,
+        *,
+        stream: Literal[True],
+        metadata: Mapping[str, Any] | None = ...,
+        **params: Any,
+    ) -> RouterStream: ...
+
+    @overload
+    async def acompletion(
+        self,
+        name: str,
+        messages: Sequence[MessageLike] | None = ...,
+        *,
+        stream: Literal[False] = ...,
+        metadata: Mapping[str, Any] | None = ...,
+        **params: Any,
+    ) -> ChatResponse: ...
+
+    async def acompletion(
+        self,
+        name: str,
+        messages: Sequence[MessageLike] | None = None,
+        *,
+        stream: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        **params: Any,
+    ) -> RouterStream | ChatResponse:
+        """:meth:`completion` for asyncio (the stream is bound to the running loop)."""
+        execution = self._execution(name, messages, stream, metadata, params)
+        first = execution.first()
+        if stream:
+            routed = RouterStream(execution, first)
+            routed.bind()
+            return routed
+        return await execution.run(FetchSender())
+
+    def chat(
+        self, name: str, question: str, *, system_prompt: str | None = None, **params: Any
+    ) -> ChatResponse:
+        """Ask one question (the seed's ``chat``): ``chat("fast", "What is 2+2?").text``."""
+        return self.completion(
+            name, _chat_messages(question, system_prompt), stream=False, **params
+        )
+
+    async def achat(
+        self, name: str, question: str, *, system_prompt: str | None = None, **params: Any
+    ) -> ChatResponse:
+        """:meth:`chat` for asyncio."""
+        return await self.acompletion(
+            name, _chat_messages(question, system_prompt), stream=False, **params
+        )
+
+
+def _chat_messages(question: str, system_prompt: str | None) -> list[dict[str, str]]:
+    messages = [{"role": "user", "content": question}]
+    if system_prompt:
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    return messages
+
+
+def _default_model(info: providers.ProviderInfo) -> str | None:
+    """The registry's default model, else the one named by the provider's ``model`` env
+    option (e.g. an Azure deployment name)."""
+    if info.default_model:
+        return info.default_model
+    variable = info.env_options.get("model")
+    return os.environ.get(variable) if variable else None
+
+
+def create_router(
+    route: Route, configs: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The seed's ``create-router``: ``register("adaptive", **create_router(fn, configs))``."""
+    return {"route": route, "configs": dict(configs or {})}

@@ -1,0 +1,100 @@
+"""The router's stream: a :class:`~rxllm.stream.ChatStream` whose request may be sent to
+several deployments, one after the other, until one of them answers.
+
+It keeps every contract of ``ChatStream`` (it *is* one: the replay list, the subscribers, the
+loop binding and the cancellation are inherited): lazy, shared, replaying, real cancellation,
+honest termination. Attempts run one at a time inside the stream's single task, each reading
+its response straight into the shared replay list, so a chunk is never emitted twice: once a
+chunk has reached the subscribers no other attempt may follow, and a later failure is the
+stream's ``on_error`` (with the partial answer). Before that, a failed attempt is retried or
+falls back as the configuration says, and subscribers see nothing of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..errors import LLMError
+from ..stream import _CANCELLED, _RUNNING, ChatStream
+from ..types import ChatChunk, Usage
+from ._execution import Attempt, Execution, Pick
+
+__all__ = ["RouterStream"]
+
+
+class RouterStream(ChatStream):
+    """The hot stream of one routed request (what ``router.completion(..., stream=True)``
+    returns). ``provider``/``model`` name the deployment of the current (last) attempt."""
+
+    def __init__(self, execution: Execution, first: Pick) -> None:
+        super().__init__(first.call, first.provider, first.request)
+        self._execution = execution
+        self._pick = first
+        self._clock = execution.clock
+        self._first_chunk_at: float | None = None
+        self._succeeded: Callable[[], None] | None = None
+
+    @property
+    def config(self) -> str:
+        """The configuration the request named."""
+        return self._execution.plan.name
+
+    @property
+    def deployment(self) -> str:
+        """The id of the deployment of the current (or last) attempt."""
+        return self._pick.deployment.id
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        """Every attempt so far, in order."""
+        return list(self._execution.attempts)
+
+    def __repr__(self) -> str:
+        return (
+            f"RouterStream({self.config!r} -> {self.deployment}: {self.provider}/{self.model}, "
+            f"state={self.state}, chunks={len(self._chunks)}, "
+            f"attempts={len(self._execution.attempts)})"
+        )
+
+    async def _produce(self) -> None:
+        await self._execution.run(self)
+
+    def _finish(self, error: LLMError | None) -> None:
+        # The attempt that completes the stream is reported before subscribers hear of it.
+        succeeded, self._succeeded = self._succeeded, None
+        if error is None and succeeded is not None and self._state == _RUNNING:
+            succeeded()
+        super()._finish(error)
+
+    def _emit(self, chunks: list[ChatChunk]) -> None:
+        if self._first_chunk_at is None and chunks:
+            self._first_chunk_at = self._clock()
+        super()._emit(chunks)
+
+    # --- the engine's Sender -----------------------------------------------------------
+
+    stream = True
+
+    async def send(self, pick: Pick, succeeded: Callable[[], None]) -> None:
+        """One attempt: read ``pick``'s response into this stream."""
+        self._pick = pick
+        self._succeeded = succeeded
+        self._call, self._provider, self._request = pick.call, pick.provider, pick.request
+        self.request_id = None
+        self._first_chunk_at = None
+        await self._read(pick.call, pick.provider, pick.request)
+
+    def committed(self) -> bool:
+        return bool(self._chunks) or self._state != _RUNNING
+
+    def first_chunk_at(self) -> float | None:
+        return self._first_chunk_at
+
+    def cancelled(self) -> bool:
+        return self._state == _CANCELLED
+
+    def usage(self) -> Usage | None:
+        for chunk in reversed(self._chunks):
+            if chunk.usage is not None:
+                return chunk.usage
+        return None
