@@ -553,3 +553,64 @@ def test_unparseable_frame_is_a_typed_error(server: ReplayServer) -> None:
     server.queue(Reply(body=body))
     with pytest.raises(errors.MalformedResponseError, match="unparseable stream frame"):
         collect_sync(stream(server), timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("stop_reason", "finish"),
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+        ("pause_turn", "stop"),
+    ],
+)
+def test_finish_reasons(server: ReplayServer, stop_reason: str, finish: str) -> None:
+    # The recorded response with its stop_reason swapped for each value the API documents.
+    body = fixture_bytes("anthropic/response_text.json").replace(
+        b'"stop_reason":"end_turn"', b'"stop_reason":"%s"' % stop_reason.encode()
+    )
+    server.queue(Reply(body=body, content_type="application/json"))
+    response = rxllm.completion(
+        "anthropic", MODEL, messages=USER, api_key=API_KEY, api_base=server.base
+    )
+    assert (response.finish_reason, response.choices[0].native_finish_reason) == (
+        finish,
+        stop_reason,
+    )
+
+
+def test_thinking_blocks_of_a_non_streamed_answer_round_trip(server: ReplayServer) -> None:
+    # The documented shape of a thinking answer (no non-streamed recording exists): a signed
+    # thinking block, a redacted one, then the text.
+    body = json.dumps(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-5",
+            "content": [
+                {"type": "thinking", "thinking": "Let me think.", "signature": "sig-1"},
+                {"type": "redacted_thinking", "data": "opaque-1"},
+                {"type": "text", "text": "42"},
+            ],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 5, "output_tokens": 7, "cache_read_input_tokens": 3},
+        }
+    ).encode()
+    server.queue(Reply(body=body, content_type="application/json"))
+    response = rxllm.completion(
+        "anthropic", MODEL, messages=USER, api_key=API_KEY, api_base=server.base
+    )
+    assert (response.text, response.reasoning_content) == ("42", "Let me think.")
+    usage = response.usage
+    assert usage is not None and usage.prompt_tokens_details is not None
+    assert (usage.prompt_tokens, usage.completion_tokens) == (8, 7)
+    assert usage.prompt_tokens_details.cached_tokens == 3
+    body_sent = sent_body([*USER, response.message, {"role": "user", "content": "Why?"}])
+    assert body_sent["messages"][1]["content"] == [
+        {"type": "thinking", "thinking": "Let me think.", "signature": "sig-1"},
+        {"type": "redacted_thinking", "data": "opaque-1"},
+        {"type": "text", "text": "42"},
+    ]

@@ -704,3 +704,28 @@ async def test_aembedding_errors_and_params(server: ReplayServer) -> None:
             }
         ]
     }
+
+
+@pytest.mark.parametrize(
+    ("reason", "finish"),
+    [
+        ("STOP", "stop"),
+        ("MAX_TOKENS", "length"),
+        ("SAFETY", "content_filter"),
+        ("RECITATION", "content_filter"),
+        ("BLOCKLIST", "content_filter"),
+        ("PROHIBITED_CONTENT", "content_filter"),
+        ("SPII", "content_filter"),
+        ("OTHER", "stop"),
+    ],
+)
+def test_finish_reasons(server: ReplayServer, reason: str, finish: str) -> None:
+    # The recorded response with its finishReason swapped for each value the API documents.
+    body = fixture_bytes("gemini/response_text.json").replace(
+        b'"finishReason": "STOP"', b'"finishReason": "%s"' % reason.encode()
+    )
+    server.queue(Reply(body=body, content_type="application/json"))
+    response = rxllm.completion(
+        "gemini", MODEL, messages=USER, api_key=API_KEY, api_base=server.base
+    )
+    assert (response.finish_reason, response.choices[0].native_finish_reason) == (finish, reason)

@@ -34,7 +34,6 @@ from ..errors import (
     RateLimitError,
     ServiceUnavailableError,
     StreamTruncatedError,
-    UnsupportedParamsError,
     error_for_status,
 )
 from ..types import (
@@ -53,7 +52,14 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from ._common import body_snippet, request_id_from, retry_after_from
+from ._common import (
+    body_snippet,
+    check_known_params,
+    data_url,
+    request_id_from,
+    retry_after_from,
+    tool_arguments,
+)
 
 __all__ = ["DEFAULT_MAX_TOKENS", "PROVIDER", "AnthropicProvider", "AnthropicStreamParser"]
 
@@ -113,7 +119,6 @@ _ERROR_CLASSES: dict[str, type[LLMError]] = {
 _CONTEXT_MARKERS = ("prompt is too long", "exceed context limit", "context window")
 
 _encode = msgspec.json.Encoder().encode
-_decode_args = msgspec.json.decode
 
 
 # --- wire structs ------------------------------------------------------------------------------
@@ -407,22 +412,13 @@ class AnthropicStreamParser(EventParser):
 # --- requests ----------------------------------------------------------------------------------
 
 
-def _bad(message: str) -> BadRequestError:
-    return BadRequestError(message)
-
-
 def _image_block(url: str) -> dict[str, Any]:
     """An ``image_url`` part: a ``data:`` URL becomes a base64 source, anything else a URL one."""
-    if url.startswith("data:"):
-        header, comma, data = url.partition(",")
-        media_type, _, encoding = header[5:].partition(";")
-        if not comma or encoding != "base64":
-            raise _bad("image data URLs must look like data:<media type>;base64,<data>")
-        return {
-            "type": "image",
-            "source": {"type": "base64", "media_type": media_type, "data": data},
-        }
-    return {"type": "image", "source": {"type": "url", "url": url}}
+    inline = data_url(url)
+    if inline is None:
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    media_type, data = inline
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
 def _blocks(content: str | list[Any] | None) -> list[dict[str, Any]]:
@@ -453,13 +449,7 @@ def _assistant_content(message: Message) -> list[dict[str, Any]]:
         blocks.extend(fields["thinking_blocks"])
     blocks.extend(_blocks(message.content))
     for call in message.tool_calls or ():
-        try:
-            arguments = _decode_args(call.function.arguments) if call.function.arguments else {}
-        except msgspec.DecodeError:
-            raise _bad(
-                f"tool call {call.id} has arguments that are not JSON: "
-                f"{call.function.arguments[:80]!r}"
-            ) from None
+        arguments = tool_arguments(call)
         blocks.append(
             {"type": "tool_use", "id": call.id, "name": call.function.name, "input": arguments}
         )
@@ -468,7 +458,7 @@ def _assistant_content(message: Message) -> list[dict[str, Any]]:
 
 def _tool_result(message: Message) -> dict[str, Any]:
     if not message.tool_call_id:
-        raise _bad("a role 'tool' message needs the tool_call_id it answers")
+        raise BadRequestError("a role 'tool' message needs the tool_call_id it answers")
     result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
     content = _content(message.content)
     if content:
@@ -545,7 +535,9 @@ def _tool_choice(choice: Any, parallel: bool | None) -> dict[str, Any] | None:
     elif isinstance(choice, Mapping):
         translated = dict(choice)  # already Anthropic's shape
     else:
-        raise _bad(f"tool_choice {choice!r} is not auto, none, required or a named function")
+        raise BadRequestError(
+            f"tool_choice {choice!r} is not auto, none, required or a named function"
+        )
     if translated is not None and parallel is False and translated["type"] != "none":
         translated["disable_parallel_tool_use"] = True
     return translated
@@ -561,7 +553,9 @@ def _thinking(params: Mapping[str, Any]) -> dict[str, Any] | None:
         return {"type": "disabled"}
     budget = THINKING_BUDGETS.get(effort)
     if budget is None:
-        raise _bad(f"reasoning_effort {effort!r} is not one of {', '.join(THINKING_BUDGETS)}")
+        raise BadRequestError(
+            f"reasoning_effort {effort!r} is not one of {', '.join(THINKING_BUDGETS)}"
+        )
     return {"type": "enabled", "budget_tokens": budget}
 
 
@@ -610,17 +604,7 @@ class AnthropicProvider:
     option_names: frozenset[str] = frozenset()
 
     def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
-        unknown = [k for k in params if k not in CHAT_PARAMS]
-        if not unknown:
-            return params
-        if drop:
-            return {k: v for k, v in params.items() if k in CHAT_PARAMS}
-        raise UnsupportedParamsError(
-            f"anthropic does not take parameter(s) {', '.join(sorted(unknown))}; "
-            "pass drop_params=True to leave them out, or extra_body={...} to send them anyway",
-            provider=self.name,
-            param=unknown[0],
-        )
+        return check_known_params(self.name, params, CHAT_PARAMS, drop)
 
     def build_request(self, call: ChatCall) -> HttpRequest:
         headers = {

@@ -39,7 +39,6 @@ from ..errors import (
     RateLimitError,
     ServiceUnavailableError,
     StreamTruncatedError,
-    UnsupportedParamsError,
     error_for_status,
 )
 from ..types import (
@@ -61,7 +60,14 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from ._common import body_snippet, request_id_from, retry_after_from
+from ._common import (
+    body_snippet,
+    check_known_params,
+    data_url,
+    request_id_from,
+    retry_after_from,
+    tool_arguments,
+)
 
 __all__ = ["PROVIDER", "GeminiProvider", "GeminiStreamParser"]
 
@@ -407,12 +413,15 @@ class GeminiStreamParser(EventParser):
                 )
             )
         meta = response.usage_metadata
+        usage = _usage(meta) if meta is not None and self._finished else None
+        if not choices and usage is None:
+            return None  # nothing a subscriber could use (an early usage-only event)
         return ChatChunk(
             id=self._id,
             created=self._created,
             model=response.model_version or self._model,
             choices=choices,
-            usage=_usage(meta) if meta is not None and self._finished else None,
+            usage=usage,
             provider=self._name,
         )
 
@@ -468,23 +477,13 @@ class GeminiStreamParser(EventParser):
 # --- requests ----------------------------------------------------------------------------------
 
 
-def _bad(message: str) -> BadRequestError:
-    return BadRequestError(message)
-
-
 def _image_part(url: str) -> dict[str, Any]:
     """``data:`` URLs are sent inline; other URLs by reference (``fileData``)."""
-    if url.startswith("data:"):
-        header, comma, data = url.partition(",")
-        mime_type, _, encoding = header[5:].partition(";")
-        if not comma or encoding != "base64":
-            raise _bad("image data URLs must look like data:<media type>;base64,<data>")
-        return {"inlineData": {"mimeType": mime_type, "data": data}}
-    file_data = {"fileUri": url}
+    inline = data_url(url)
+    if inline is not None:
+        return {"inlineData": {"mimeType": inline[0], "data": inline[1]}}
     guessed = mimetypes.guess_type(url.split("?", 1)[0])[0]
-    if guessed:
-        file_data = {"mimeType": guessed, "fileUri": url}
-    return {"fileData": file_data}
+    return {"fileData": {"mimeType": guessed, "fileUri": url} if guessed else {"fileUri": url}}
 
 
 def _parts(content: str | list[Any] | None) -> list[dict[str, Any]]:
@@ -513,13 +512,7 @@ def _model_parts(message: Message, names: dict[str, str]) -> list[dict[str, Any]
                 break
     for call in message.tool_calls or ():
         names[call.id] = call.function.name
-        try:
-            args = _decode_json(call.function.arguments) if call.function.arguments else {}
-        except msgspec.DecodeError:
-            raise _bad(
-                f"tool call {call.id} has arguments that are not JSON: "
-                f"{call.function.arguments[:80]!r}"
-            ) from None
+        args = tool_arguments(call)
         part: dict[str, Any] = {"functionCall": {"name": call.function.name, "args": args}}
         call_signature = (call.provider_fields or {}).get("thought_signature")
         if call_signature:
@@ -533,7 +526,7 @@ def _function_response(message: Message, names: dict[str, str]) -> dict[str, Any
     that is one is sent as is, anything else as ``{"result": ...}``."""
     name = names.get(message.tool_call_id or "") or message.name
     if not name:
-        raise _bad(
+        raise BadRequestError(
             "a role 'tool' message must answer a tool call of an earlier assistant message "
             "(tool_call_id) or name its function (name)"
         )
@@ -603,13 +596,17 @@ def _tool_config(choice: Any) -> dict[str, Any]:
     elif isinstance(choice, Mapping) and choice.get("type") == "function":
         config = {"mode": "ANY", "allowedFunctionNames": [choice["function"]["name"]]}
     else:
-        raise _bad(f"tool_choice {choice!r} is not auto, none, required or a named function")
+        raise BadRequestError(
+            f"tool_choice {choice!r} is not auto, none, required or a named function"
+        )
     return {"functionCallingConfig": config}
 
 
 def _thinking_config(model: str, effort: str) -> dict[str, Any]:
     if effort not in THINKING_BUDGETS:
-        raise _bad(f"reasoning_effort {effort!r} is not one of {', '.join(THINKING_BUDGETS)}")
+        raise BadRequestError(
+            f"reasoning_effort {effort!r} is not one of {', '.join(THINKING_BUDGETS)}"
+        )
     off = THINKING_BUDGETS[effort] == 0
     if model.removeprefix("models/").startswith("gemini-3"):
         return {"thinkingLevel": "minimal" if off else effort, "includeThoughts": not off}
@@ -685,21 +682,8 @@ class GeminiProvider:
     stream_format: Literal["sse", "ndjson"] = "sse"
     option_names: frozenset[str] = frozenset()
 
-    def _check(self, params: dict[str, Any], known: frozenset[str], drop: bool) -> dict[str, Any]:
-        unknown = [k for k in params if k not in known]
-        if not unknown:
-            return params
-        if drop:
-            return {k: v for k, v in params.items() if k in known}
-        raise UnsupportedParamsError(
-            f"gemini does not take parameter(s) {', '.join(sorted(unknown))}; "
-            "pass drop_params=True to leave them out, or extra_body={...} to send them anyway",
-            provider=self.name,
-            param=unknown[0],
-        )
-
     def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
-        return self._check(params, CHAT_PARAMS, drop)
+        return check_known_params(self.name, params, CHAT_PARAMS, drop)
 
     def headers(self, call: Call) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -789,7 +773,7 @@ class GeminiProvider:
     # --- embeddings --------------------------------------------------------------------
 
     def check_embedding_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
-        return self._check(params, EMBEDDING_PARAMS, drop)
+        return check_known_params(self.name, params, EMBEDDING_PARAMS, drop)
 
     def build_embedding_request(self, call: EmbeddingCall) -> HttpRequest:
         """One ``batchEmbedContents`` request embeds every input string."""
