@@ -121,6 +121,19 @@ def test_unterminated_last_event_is_dispatched_at_close() -> None:
     assert decoder.close() == []
 
 
+def test_bare_json_object_outside_the_framing_is_dispatched() -> None:
+    # A server that appends a plain (pretty-printed) JSON error to an event stream: WHATWG
+    # would drop those lines as unknown fields and the failure would go unseen.
+    body = b'data: {"a":1}\r\n\r\n{\n  "error": {\n    "code": 499\n  }\n}\n'
+    assert decode([body]) == [
+        SSEEvent(b'{"a":1}'),
+        SSEEvent(b'{\n  "error": {\n    "code": 499\n  }\n}'),
+    ]
+    assert decode([body + b"\n"]) == decode([body])
+    # Unknown fields that are not a bare JSON object are still ignored, as WHATWG says.
+    assert decode([b"foo: bar\n\ndata: x\n\n"]) == [SSEEvent(b"x")]
+
+
 def test_oversized_event_is_refused() -> None:
     decoder = SSEDecoder(max_event_bytes=1000)
     with pytest.raises(MalformedResponseError):

@@ -66,6 +66,28 @@ _REGISTRY: dict[str, ProviderInfo] = {
             reasoning=False,
             embeddings=True,
         ),
+        ProviderInfo(
+            name="anthropic",
+            module="rxllm.providers.anthropic",
+            default_api_base="https://api.anthropic.com",
+            env_keys=("ANTHROPIC_API_KEY",),
+            env_api_base="ANTHROPIC_BASE_URL",
+            default_model="claude-sonnet-4-5",
+            tools=True,
+            vision=True,
+            reasoning=True,
+        ),
+        ProviderInfo(
+            name="gemini",
+            module="rxllm.providers.gemini",
+            default_api_base="https://generativelanguage.googleapis.com",
+            env_keys=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+            default_model="gemini-2.5-flash",
+            tools=True,
+            vision=True,
+            reasoning=True,
+            embeddings=True,
+        ),
     )
 }
 

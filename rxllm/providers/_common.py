@@ -1,4 +1,5 @@
-"""Helpers every provider module shares: reading error responses and their headers."""
+"""Helpers every provider module shares: reading error responses and their headers, checking
+parameters, and the pieces of OpenAI-style messages each provider re-encodes."""
 
 from __future__ import annotations
 
@@ -6,8 +7,22 @@ import email.utils
 import re
 import time
 from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["body_snippet", "header", "request_id_from", "retry_after_from"]
+import msgspec
+
+from ..errors import BadRequestError, UnsupportedParamsError
+from ..types import ToolCall
+
+__all__ = [
+    "body_snippet",
+    "check_known_params",
+    "data_url",
+    "header",
+    "request_id_from",
+    "retry_after_from",
+    "tool_arguments",
+]
 
 _TAGS = re.compile(rb"<[^>]+>")
 _SPACES = re.compile(rb"\s+")
@@ -56,3 +71,42 @@ def body_snippet(body: bytes, limit: int = 300) -> str:
     text = _SPACES.sub(b" ", _TAGS.sub(b" ", body)).strip()
     snippet = text[:limit].decode("utf-8", "replace")
     return snippet + ("..." if len(text) > limit else "")
+
+
+def check_known_params(
+    provider: str, params: dict[str, Any], known: frozenset[str], drop: bool
+) -> dict[str, Any]:
+    """``params`` if all are ``known``; else drop the unknown ones (``drop``) or refuse them."""
+    unknown = [k for k in params if k not in known]
+    if not unknown:
+        return params
+    if drop:
+        return {k: v for k, v in params.items() if k in known}
+    raise UnsupportedParamsError(
+        f"{provider} does not take parameter(s) {', '.join(sorted(unknown))}; "
+        "pass drop_params=True to leave them out, or extra_body={...} to send them anyway",
+        provider=provider,
+        param=unknown[0],
+    )
+
+
+def data_url(url: str) -> tuple[str, str] | None:
+    """``(media type, base64 data)`` of a ``data:`` URL; None for any other URL."""
+    if not url.startswith("data:"):
+        return None
+    head, comma, data = url.partition(",")
+    media_type, _, encoding = head[5:].partition(";")
+    if not comma or encoding != "base64":
+        raise BadRequestError("image data URLs must look like data:<media type>;base64,<data>")
+    return media_type, data
+
+
+def tool_arguments(call: ToolCall) -> Any:
+    """A tool call's arguments decoded, for providers that send them as a JSON object."""
+    arguments = call.function.arguments
+    try:
+        return msgspec.json.decode(arguments) if arguments else {}
+    except msgspec.DecodeError:
+        raise BadRequestError(
+            f"tool call {call.id} has arguments that are not JSON: {arguments[:80]!r}"
+        ) from None

@@ -8,9 +8,13 @@ one read and the LF at the start of the next are one line end), a leading BOM dr
 ``id`` containing NUL ignored. It works on bytes, so a UTF-8 character split across reads is
 never decoded half-way: the data of an event is handed on as bytes for msgspec to decode.
 
-One deliberate difference from the standard: at end of stream an event that was not followed
+Two deliberate differences from the standard. At end of stream an event that was not followed
 by a blank line is still dispatched (several real servers close right after the last line);
-a truncated frame then fails to parse, which the provider reports as a typed error.
+a truncated frame then fails to parse, which the provider reports as a typed error. And a block
+that starts with ``{`` is not SSE at all but a bare JSON object some servers append to an event
+stream to report a failure mid-stream: WHATWG would silently ignore its lines as unknown
+fields, so it is dispatched whole as the data of a ``message`` event instead, for the
+provider's parser to report.
 
 Speed: when every event of a read is a single ``data: ...`` line (the usual LLM stream), two
 ``bytes.count`` calls prove it and one ``bytes.split`` yields all payloads; other shapes take the
@@ -138,6 +142,8 @@ class SSEDecoder:
 
     def _parse_block(self, block: bytes) -> SSEEvent | None:
         """The slow path: one event's lines, field by field."""
+        if block.lstrip(b"\n")[:1] == b"{":  # a bare JSON object outside the SSE framing
+            return SSEEvent(block.strip(), "message", self.last_event_id)
         data: list[bytes] = []
         event_type = ""
         retry: int | None = None

@@ -1,0 +1,685 @@
+"""Anthropic Messages API (``POST {api_base}/v1/messages``), streamed and not.
+
+Requests: system messages are lifted into ``system``; ``max_tokens`` (required by Anthropic)
+defaults to :data:`DEFAULT_MAX_TOKENS`; OpenAI-style ``tools``/``tool_choice``, assistant
+``tool_calls`` and ``role: tool`` results become ``tool_use``/``tool_result`` blocks;
+``reasoning_effort`` becomes a ``thinking`` budget. Signed thinking blocks of an earlier answer
+travel back in the assistant message's ``provider_fields["thinking_blocks"]``.
+
+Streams are typed SSE events (``message_start``, ``content_block_start/delta/stop``,
+``message_delta``, ``message_stop``, ``ping``, ``error``), each decoded by msgspec into one
+loose struct and dispatched on its ``type`` (the real API pads its JSON with spaces; msgspec
+does not mind). ``message_stop`` is the end marker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from .._spec import Call, ChatCall, EventParser, HttpRequest, SSEEvent
+from ..errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContextWindowExceededError,
+    InternalServerError,
+    LLMError,
+    MalformedResponseError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    ServiceUnavailableError,
+    StreamTruncatedError,
+    error_for_status,
+)
+from ..types import (
+    ChatChunk,
+    ChatResponse,
+    Choice,
+    Delta,
+    FunctionCall,
+    FunctionCallDelta,
+    ImagePart,
+    Message,
+    PromptTokensDetails,
+    StreamChoice,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from ._common import (
+    body_snippet,
+    check_known_params,
+    data_url,
+    request_id_from,
+    retry_after_from,
+    tool_arguments,
+)
+
+__all__ = ["DEFAULT_MAX_TOKENS", "PROVIDER", "AnthropicProvider", "AnthropicStreamParser"]
+
+API_VERSION = "2023-06-01"
+
+#: ``max_tokens`` sent when the caller gives none (Anthropic requires the field). With thinking
+#: on, the thinking budget is added so the answer itself still has this much room.
+DEFAULT_MAX_TOKENS = 4096
+
+#: ``reasoning_effort`` -> thinking ``budget_tokens`` (1024 is the API's minimum).
+THINKING_BUDGETS = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096}
+
+#: OpenAI-style parameters this module translates, plus Anthropic's own ``top_k``,
+#: ``thinking`` and ``metadata``. ``stream_options`` is accepted and ignored: usage always comes.
+CHAT_PARAMS = frozenset(
+    {
+        "max_completion_tokens",
+        "max_tokens",
+        "metadata",
+        "parallel_tool_calls",
+        "reasoning_effort",
+        "stop",
+        "stream_options",
+        "temperature",
+        "thinking",
+        "tool_choice",
+        "tools",
+        "top_k",
+        "top_p",
+        "user",
+    }
+)
+
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+_ERROR_CLASSES: dict[str, type[LLMError]] = {
+    "invalid_request_error": BadRequestError,
+    "authentication_error": AuthenticationError,
+    "billing_error": QuotaExceededError,
+    "permission_error": PermissionDeniedError,
+    "not_found_error": NotFoundError,
+    "request_too_large": BadRequestError,
+    "rate_limit_error": RateLimitError,
+    "api_error": InternalServerError,
+    "timeout_error": InternalServerError,
+    "overloaded_error": ServiceUnavailableError,
+}
+
+_CONTEXT_MARKERS = ("prompt is too long", "exceed context limit", "context window")
+
+_encode = msgspec.json.Encoder().encode
+
+
+# --- wire structs ------------------------------------------------------------------------------
+
+
+class _Usage(msgspec.Struct, gc=False):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+
+
+class _Block(msgspec.Struct, gc=False):
+    type: str = ""
+    text: str | None = None
+    id: str | None = None
+    name: str | None = None
+    input: msgspec.Raw = msgspec.Raw(b"{}")
+    thinking: str | None = None
+    signature: str | None = None
+    data: str | None = None
+
+
+class _Message(msgspec.Struct, gc=False):
+    id: str = ""
+    model: str = ""
+    content: list[_Block] = []
+    stop_reason: str | None = None
+    usage: _Usage | None = None
+
+
+class _Delta(msgspec.Struct, gc=False):
+    type: str = ""
+    text: str | None = None
+    partial_json: str | None = None
+    thinking: str | None = None
+    signature: str | None = None
+    stop_reason: str | None = None
+
+
+class _ErrorDetail(msgspec.Struct, gc=False):
+    type: str | None = None
+    message: str = ""
+
+
+class _Event(msgspec.Struct, gc=False):
+    """Every stream event in one loose shape: only the fields its ``type`` uses are set."""
+
+    type: str
+    index: int = 0
+    delta: _Delta | None = None
+    content_block: _Block | None = None
+    message: _Message | None = None
+    usage: _Usage | None = None
+    error: _ErrorDetail | None = None
+
+
+class _ErrorBody(msgspec.Struct, gc=False):
+    error: _ErrorDetail
+    request_id: str | None = None
+
+
+_decode_event = msgspec.json.Decoder(_Event).decode
+_decode_message = msgspec.json.Decoder(_Message).decode
+_decode_error = msgspec.json.Decoder(_ErrorBody).decode
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+def error_from_body(
+    status: int | None,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    provider: str,
+    model: str | None,
+) -> LLMError:
+    """``{"type":"error","error":{"type","message"},"request_id"}`` -> the typed error.
+
+    The error ``type`` decides the class (it is the same mid-stream, where there is no HTTP
+    status); the status is the fallback for bodies that are not Anthropic's (a proxy's page)."""
+    error_type, message, body_request_id = None, "", None
+    try:
+        envelope = _decode_error(body)
+    except msgspec.DecodeError:
+        message = body_snippet(body) or f"HTTP {status} with an empty body"
+    else:
+        error_type, message = envelope.error.type, envelope.error.message
+        body_request_id = envelope.request_id
+    cls: type[LLMError] = _ERROR_CLASSES.get(error_type or "") or error_for_status(status)
+    if cls is BadRequestError and any(m in message.lower() for m in _CONTEXT_MARKERS):
+        cls = ContextWindowExceededError
+    return cls(
+        message,
+        provider=provider,
+        model=model,
+        status_code=status,
+        code=error_type,
+        error_type=error_type,
+        request_id=request_id_from(headers) or body_request_id,
+        retry_after=retry_after_from(headers),
+    )
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+
+def _usage(usage: _Usage | None, start: _Usage | None = None) -> Usage:
+    """Anthropic usage -> OpenAI's: cache reads and writes count as prompt tokens.
+
+    In a stream ``message_delta`` carries the final counts, but older API versions send only
+    ``output_tokens`` there: the rest then comes from ``message_start``."""
+
+    def pick(name: str) -> int:
+        for source in (usage, start):
+            value = getattr(source, name, None) if source is not None else None
+            if value is not None:
+                return int(value)
+        return 0
+
+    cache_read = pick("cache_read_input_tokens")
+    prompt = pick("input_tokens") + pick("cache_creation_input_tokens") + cache_read
+    completion = pick("output_tokens")
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cache_read) if cache_read else None,
+    )
+
+
+def _thinking_block(block: _Block) -> dict[str, Any]:
+    """A thinking block as it must be sent back next turn (the signature proves it unedited)."""
+    if block.type == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.data or ""}
+    return {
+        "type": "thinking",
+        "thinking": block.thinking or "",
+        "signature": block.signature or "",
+    }
+
+
+def _finish(stop_reason: str | None) -> str | None:
+    return None if stop_reason is None else FINISH_REASONS.get(stop_reason, "stop")
+
+
+# --- the stream --------------------------------------------------------------------------------
+
+
+class AnthropicStreamParser(EventParser):
+    """Typed SSE events -> ``ChatChunk`` s; ``message_stop`` ends the stream.
+
+    Tool-use blocks get a tool-call ``index`` of their own (0, 1, ... in block order), so their
+    ``input_json_delta`` fragments assemble like OpenAI's. A thinking block's text streams as
+    ``reasoning_content``; when the block stops, the whole signed block is emitted once in
+    ``provider_fields["thinking_blocks"]`` so the next request can send it back.
+    """
+
+    __slots__ = (
+        "_created",
+        "_id",
+        "_model",
+        "_name",
+        "_requested",
+        "_start_usage",
+        "_thinking",
+        "_tools",
+    )
+
+    def __init__(self, name: str, model: str) -> None:
+        self._name = name
+        self._requested = model  # errors name the model asked for
+        self._model = model  # chunks name the one that answered (from message_start)
+        self._id = ""
+        self._created = 0
+        self._start_usage: _Usage | None = None
+        self._tools: dict[int, int] = {}  # content block index -> tool-call index
+        self._thinking: dict[int, list[Any]] = {}  # block index -> [block, text parts...]
+        self.done = False
+
+    def _chunk(
+        self, delta: Delta, finish: str | None = None, native: str | None = None
+    ) -> ChatChunk:
+        return ChatChunk(
+            id=self._id,
+            created=self._created,
+            model=self._model,
+            provider=self._name,
+            choices=[StreamChoice(delta=delta, finish_reason=finish, native_finish_reason=native)],
+        )
+
+    def feed(self, event: SSEEvent) -> ChatChunk | None:
+        try:
+            ev = _decode_event(event.data)
+        except msgspec.DecodeError:
+            raise MalformedResponseError(
+                f"unparseable stream frame: {body_snippet(event.data, 120)!r}",
+                provider=self._name,
+                model=self._requested,
+            ) from None
+        kind = ev.type
+        if kind == "content_block_delta":
+            delta = ev.delta
+            if delta is None:
+                return None
+            dtype = delta.type
+            if dtype == "text_delta":
+                return self._chunk(Delta(content=delta.text)) if delta.text else None
+            if dtype == "input_json_delta":
+                tool = self._tools.get(ev.index)
+                if tool is None or not delta.partial_json:
+                    return None
+                fragment = FunctionCallDelta(arguments=delta.partial_json)
+                return self._chunk(Delta(tool_calls=[ToolCallDelta(index=tool, function=fragment)]))
+            if dtype == "thinking_delta":
+                if not delta.thinking:
+                    return None
+                parts = self._thinking.get(ev.index)
+                if parts is not None:
+                    parts.append(delta.thinking)
+                return self._chunk(Delta(reasoning_content=delta.thinking))
+            if dtype == "signature_delta":
+                parts = self._thinking.get(ev.index)
+                if parts is not None:
+                    block = parts[0]
+                    block.signature = (block.signature or "") + (delta.signature or "")
+            return None  # citations_delta and future delta types carry no chat text
+        if kind == "content_block_start":
+            return self._block_start(ev)
+        if kind == "content_block_stop":
+            parts = self._thinking.pop(ev.index, None)
+            if parts is None:
+                return None
+            block = parts[0]
+            if block.type == "thinking":
+                block.thinking = (block.thinking or "") + "".join(parts[1:])
+            fields = {"thinking_blocks": [_thinking_block(block)]}
+            return self._chunk(Delta(provider_fields=fields))
+        if kind == "message_start":
+            message = ev.message or _Message()
+            self._id = message.id
+            self._model = message.model or self._model
+            self._created = int(time.time())
+            self._start_usage = message.usage
+            return self._chunk(Delta(role="assistant"))
+        if kind == "message_delta":
+            stop_reason = ev.delta.stop_reason if ev.delta is not None else None
+            chunk = self._chunk(Delta(), _finish(stop_reason), stop_reason)
+            chunk.usage = _usage(ev.usage, self._start_usage)
+            return chunk
+        if kind == "message_stop":
+            self.done = True
+            return None
+        if kind == "error":
+            raise error_from_body(None, event.data, {}, provider=self._name, model=self._requested)
+        return None  # ping, and event types added after this was written
+
+    def _block_start(self, ev: _Event) -> ChatChunk | None:
+        block = ev.content_block
+        if block is None:
+            return None
+        if block.type == "tool_use":
+            index = self._tools[ev.index] = len(self._tools)
+            call = ToolCallDelta(
+                index=index,
+                id=block.id,
+                type="function",
+                function=FunctionCallDelta(name=block.name, arguments=""),
+            )
+            return self._chunk(Delta(tool_calls=[call]))
+        if block.type in ("thinking", "redacted_thinking"):
+            self._thinking[ev.index] = [block]
+            if block.thinking:
+                return self._chunk(Delta(reasoning_content=block.thinking))
+            return None
+        if block.type == "text" and block.text:
+            return self._chunk(Delta(content=block.text))
+        return None
+
+    def finish(self) -> ChatChunk | None:
+        if not self.done:
+            raise StreamTruncatedError(
+                "the connection closed before the end of the stream (message_stop)",
+                provider=self._name,
+                model=self._requested,
+            )
+        return None
+
+
+# --- requests ----------------------------------------------------------------------------------
+
+
+def _image_block(url: str) -> dict[str, Any]:
+    """An ``image_url`` part: a ``data:`` URL becomes a base64 source, anything else a URL one."""
+    inline = data_url(url)
+    if inline is None:
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    media_type, data = inline
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _blocks(content: str | list[Any] | None) -> list[dict[str, Any]]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, TextPart):
+            blocks.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            blocks.append(_image_block(part.image_url.url))
+    return blocks
+
+
+def _content(content: str | list[Any] | None) -> str | list[dict[str, Any]]:
+    """Plain text stays a string (as Anthropic's own examples send it); parts become blocks."""
+    if isinstance(content, str):
+        return content
+    return _blocks(content)
+
+
+def _assistant_content(message: Message) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    fields = message.provider_fields
+    if fields and fields.get("thinking_blocks"):
+        blocks.extend(fields["thinking_blocks"])
+    blocks.extend(_blocks(message.content))
+    for call in message.tool_calls or ():
+        arguments = tool_arguments(call)
+        blocks.append(
+            {"type": "tool_use", "id": call.id, "name": call.function.name, "input": arguments}
+        )
+    return blocks
+
+
+def _tool_result(message: Message) -> dict[str, Any]:
+    if not message.tool_call_id:
+        raise BadRequestError("a role 'tool' message needs the tool_call_id it answers")
+    result: dict[str, Any] = {"type": "tool_result", "tool_use_id": message.tool_call_id}
+    content = _content(message.content)
+    if content:
+        result["content"] = content
+    return result
+
+
+def translate_messages(
+    messages: list[Message],
+) -> tuple[str | list[dict[str, Any]] | None, list[dict[str, Any]]]:
+    """OpenAI-style messages -> Anthropic's ``system`` and ``messages``.
+
+    System (and developer) messages are lifted out; tool results go into a user turn; turns of
+    the same role that follow each other are merged (Anthropic wants them alternating), so
+    consecutive tool results land in one user message as the API expects."""
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        role = message.role
+        if role in ("system", "developer"):
+            system.append(message.text)
+            continue
+        content: str | list[dict[str, Any]]
+        if role == "tool":
+            role, content = "user", [_tool_result(message)]
+        elif role == "assistant":
+            blocks = _assistant_content(message)
+            if not blocks:
+                continue  # nothing Anthropic would accept; an empty turn is an error there
+            only_text = len(blocks) == 1 and blocks[0]["type"] == "text"
+            content = blocks[0]["text"] if only_text else blocks
+        else:
+            content = _content(message.content)
+        if turns and turns[-1]["role"] == role:
+            previous = turns[-1]
+            previous["content"] = _as_blocks(previous["content"]) + _as_blocks(content)
+        else:
+            turns.append({"role": role, "content": content})
+    if not system:
+        return None, turns
+    if len(system) == 1:
+        return system[0], turns
+    return [{"type": "text", "text": text} for text in system], turns
+
+
+def _as_blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+
+def _tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI function tool -> ``{name, description, input_schema}``; Anthropic's own tool
+    definitions (``input_schema`` given, or a server tool with its own ``type``) pass as is."""
+    if tool.get("type") != "function" or "function" not in tool:
+        return dict(tool)
+    function = tool["function"]
+    translated: dict[str, Any] = {"name": function["name"]}
+    if function.get("description"):
+        translated["description"] = function["description"]
+    translated["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+    return translated
+
+
+def _tool_choice(choice: Any, parallel: bool | None) -> dict[str, Any] | None:
+    if choice is None:
+        translated: dict[str, Any] | None = {"type": "auto"} if parallel is False else None
+    elif choice == "auto":
+        translated = {"type": "auto"}
+    elif choice == "none":
+        translated = {"type": "none"}
+    elif choice in ("required", "any"):
+        translated = {"type": "any"}
+    elif isinstance(choice, Mapping) and choice.get("type") == "function":
+        translated = {"type": "tool", "name": choice["function"]["name"]}
+    elif isinstance(choice, Mapping):
+        translated = dict(choice)  # already Anthropic's shape
+    else:
+        raise BadRequestError(
+            f"tool_choice {choice!r} is not auto, none, required or a named function"
+        )
+    if translated is not None and parallel is False and translated["type"] != "none":
+        translated["disable_parallel_tool_use"] = True
+    return translated
+
+
+def _thinking(params: Mapping[str, Any]) -> dict[str, Any] | None:
+    if "thinking" in params:
+        return dict(params["thinking"])
+    effort = params.get("reasoning_effort")
+    if effort is None:
+        return None
+    if effort in ("none", "disable", "disabled"):
+        return {"type": "disabled"}
+    budget = THINKING_BUDGETS.get(effort)
+    if budget is None:
+        raise BadRequestError(
+            f"reasoning_effort {effort!r} is not one of {', '.join(THINKING_BUDGETS)}"
+        )
+    return {"type": "enabled", "budget_tokens": budget}
+
+
+def build_body(call: ChatCall) -> dict[str, Any]:
+    """The JSON body of a Messages request."""
+    params = call.params
+    system, messages = translate_messages(call.messages)
+    thinking = _thinking(params)
+    max_tokens = params.get("max_tokens", params.get("max_completion_tokens"))
+    if max_tokens is None:
+        max_tokens = DEFAULT_MAX_TOKENS
+        if thinking is not None and thinking.get("type") == "enabled":
+            max_tokens += int(thinking.get("budget_tokens", 0))
+    body: dict[str, Any] = {"model": call.model, "max_tokens": max_tokens, "messages": messages}
+    if system is not None:
+        body["system"] = system
+    for name in ("temperature", "top_p", "top_k"):
+        if params.get(name) is not None:
+            body[name] = params[name]
+    stop = params.get("stop")
+    if stop:
+        body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if params.get("tools"):
+        body["tools"] = [_tool(tool) for tool in params["tools"]]
+    tool_choice = _tool_choice(params.get("tool_choice"), params.get("parallel_tool_calls"))
+    if tool_choice is not None:
+        body["tool_choice"] = tool_choice
+    if thinking is not None:
+        body["thinking"] = thinking
+    metadata = dict(params.get("metadata") or {})
+    if params.get("user") and "user_id" not in metadata:
+        metadata["user_id"] = params["user"]
+    if metadata:
+        body["metadata"] = metadata
+    if call.stream:
+        body["stream"] = True
+    body.update(call.extra_body)
+    return body
+
+
+class AnthropicProvider:
+    """The Messages API."""
+
+    name = "anthropic"
+    stream_format: Literal["sse", "ndjson"] = "sse"
+    option_names: frozenset[str] = frozenset()
+
+    def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
+        return check_known_params(self.name, params, CHAT_PARAMS, drop)
+
+    def build_request(self, call: ChatCall) -> HttpRequest:
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream" if call.stream else "application/json",
+            "anthropic-version": API_VERSION,
+        }
+        if call.api_key:
+            headers["x-api-key"] = call.api_key
+        headers.update(call.extra_headers)
+        url = call.api_base.rstrip("/") + "/v1/messages"
+        try:
+            body = build_body(call)
+        except BadRequestError as exc:
+            raise exc._with_context(provider=self.name, model=call.model, secret=None) from None
+        return HttpRequest("POST", url, headers, _encode(body))
+
+    def parse_response(self, body: bytes, call: ChatCall) -> ChatResponse:
+        try:
+            message = _decode_message(body)
+        except msgspec.DecodeError:
+            raise MalformedResponseError(
+                f"response is not a message: {body_snippet(body, 200)!r}",
+                provider=self.name,
+                model=call.model,
+            ) from None
+        if not message.id and b'"error"' in body:
+            raise error_from_body(200, body, {}, provider=self.name, model=call.model)
+        text: list[str] = []
+        reasoning: list[str] = []
+        thinking_blocks: list[dict[str, Any]] = []
+        tool_calls: list[ToolCall] = []
+        for block in message.content:
+            if block.type == "text":
+                text.append(block.text or "")
+            elif block.type == "tool_use":
+                arguments = bytes(block.input).decode()
+                tool_calls.append(
+                    ToolCall(
+                        id=block.id or "",
+                        function=FunctionCall(name=block.name or "", arguments=arguments),
+                    )
+                )
+            elif block.type in ("thinking", "redacted_thinking"):
+                if block.thinking:
+                    reasoning.append(block.thinking)
+                thinking_blocks.append(_thinking_block(block))
+        result = Message(
+            role="assistant",
+            content="".join(text) if text or not tool_calls else None,
+            tool_calls=tool_calls or None,
+            reasoning_content="".join(reasoning) if reasoning else None,
+            provider_fields={"thinking_blocks": thinking_blocks} if thinking_blocks else None,
+        )
+        choice = Choice(
+            message=result,
+            finish_reason=_finish(message.stop_reason),
+            native_finish_reason=message.stop_reason,
+        )
+        return ChatResponse(
+            id=message.id,
+            created=int(time.time()),
+            model=message.model or call.model,
+            choices=[choice],
+            usage=_usage(message.usage),
+            provider=self.name,
+        )
+
+    def stream_parser(self, call: ChatCall) -> AnthropicStreamParser:
+        return AnthropicStreamParser(self.name, call.model)
+
+    def map_error(
+        self, status: int, body: bytes, headers: Mapping[str, str], call: Call
+    ) -> LLMError:
+        return error_from_body(status, body, headers, provider=self.name, model=call.model)
+
+
+PROVIDER = AnthropicProvider()
