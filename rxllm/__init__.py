@@ -40,6 +40,8 @@ _LAZY = {
     "supports_streaming": "rxllm.providers",
     "supports_tools": "rxllm.providers",
     "supports_vision": "rxllm.providers",
+    "supports_reasoning": "rxllm.providers",
+    "supports_embeddings": "rxllm.providers",
     "estimate_tokens": "rxllm.tokens",
     "estimate_request_tokens": "rxllm.tokens",
     "calculate_cost": "rxllm.pricing",
@@ -86,6 +88,8 @@ __all__ = [
     "router",
     "stream",
     "streaming",
+    "supports_embeddings",
+    "supports_reasoning",
     "supports_streaming",
     "supports_tools",
     "supports_vision",
@@ -115,6 +119,8 @@ if TYPE_CHECKING:
     from .pricing import calculate_cost as calculate_cost
     from .providers import list_providers as list_providers
     from .providers import provider_info as provider_info
+    from .providers import supports_embeddings as supports_embeddings
+    from .providers import supports_reasoning as supports_reasoning
     from .providers import supports_streaming as supports_streaming
     from .providers import supports_tools as supports_tools
     from .providers import supports_vision as supports_vision

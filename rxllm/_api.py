@@ -86,8 +86,7 @@ def _common(
         raise ConfigurationError(
             f"no API key for {name}: pass api_key=... or set {variables}", provider=name
         )
-    base = api_base or (os.environ.get(info.env_api_base) if info.env_api_base else None)
-    base = base or info.default_api_base
+    base = providers.api_base_for(info, api_base)
     if timeout is not None and timeout <= 0:
         raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
     names = option_names(spec)

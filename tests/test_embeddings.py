@@ -7,7 +7,7 @@ import pytest
 import rxllm
 from rxllm import errors
 
-from .conftest import API_KEY
+from .conftest import API_KEY, fixture_bytes
 from .server import ReplayServer, Reply
 
 # Shape of POST /v1/embeddings as documented by OpenAI (a short hand-written body: the vectors
@@ -56,3 +56,23 @@ async def test_aembedding_single_string_and_errors(server: ReplayServer, openai_
         await rxllm.aembedding("openai", "m", input=[], api_key=API_KEY)
     with pytest.raises(errors.UnsupportedParamsError):
         await rxllm.aembedding("openai", "m", input="x", temperature=1, api_key=API_KEY)
+
+
+def test_recorded_openai_embeddings(server: ReplayServer, openai_base: str) -> None:
+    server.queue(
+        Reply(body=fixture_bytes("openai/response_embedding.json"), content_type="application/json")
+    )
+    response = rxllm.embedding(
+        "openai",
+        "text-embedding-3-small",
+        input=["sunny day", "rainy day"],
+        api_key=API_KEY,
+        api_base=openai_base,
+    )
+    assert response.vectors == [
+        [0.0057293195, -0.012727811, 0.020042092, -0.013437585, 0.022833068],
+        [-0.037104916, -0.05178114, -0.008340587, 0.001164541, -0.0035253682],
+    ]
+    assert response.model == "text-embedding-3-small"
+    assert response.usage is not None
+    assert (response.usage.prompt_tokens, response.usage.total_tokens) == (12, 12)

@@ -300,3 +300,78 @@ def test_malformed_frame_is_a_typed_error(server: ReplayServer, openai_base: str
     server.queue(Reply(body=sse('{"id":"x","choices":[]}', "{not json")))
     with pytest.raises(errors.MalformedResponseError, match="unparseable stream frame"):
         collect_sync(stream(openai_base), timeout=10)
+
+
+# --- vision --------------------------------------------------------------------------------
+
+
+def test_image_parts_are_sent_as_openai_content_parts(
+    server: ReplayServer, openai_base: str
+) -> None:
+    server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse")))
+    message = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "What is in this image?"},
+            {
+                "type": "image_url",
+                "image_url": {"url": "https://example.org/cat.jpg", "detail": "low"},
+            },
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        ],
+    }
+    chat = rxllm.completion(
+        "openai",
+        "gpt-4o",
+        messages=[message],
+        stream=True,
+        api_key=API_KEY,
+        api_base=openai_base,
+    )
+    collect_sync(chat, timeout=10)
+    assert server.requests[0].json()["messages"] == [message]
+
+
+def test_invalid_image_url_error(server: ReplayServer, openai_base: str) -> None:
+    server.queue(
+        Reply(
+            status=400,
+            body=fixture_bytes("openai/error_400_invalid_image_url.json"),
+            content_type="application/json",
+        )
+    )
+    message = {
+        "role": "user",
+        "content": [{"type": "image_url", "image_url": {"url": "https://example.org/gone.jpg"}}],
+    }
+    with pytest.raises(errors.BadRequestError) as caught:
+        rxllm.completion(
+            "openai", "gpt-4o", messages=[message], api_key=API_KEY, api_base=openai_base
+        )
+    error = caught.value
+    assert type(error) is errors.BadRequestError
+    assert (error.status_code, error.code, error.error_type) == (
+        400,
+        "invalid_image_url",
+        "invalid_request_error",
+    )
+    assert (
+        error.message
+        == json.loads(fixture_bytes("openai/error_400_invalid_image_url.json"))["error"]["message"]
+    )
+
+
+def test_rxllm_fields_are_not_sent_back(server: ReplayServer, openai_base: str) -> None:
+    server.queue(Reply(body=fixture_bytes("openai/response_text.json")))
+    history = [
+        {"role": "user", "content": "Hi"},
+        {
+            "role": "assistant",
+            "content": "Hello",
+            "reasoning_content": "A greeting.",
+            "provider_fields": {"opaque": 1},
+        },
+        {"role": "user", "content": "Bye"},
+    ]
+    rxllm.completion("openai", "gpt-4o", messages=history, api_key=API_KEY, api_base=openai_base)
+    assert server.requests[0].json()["messages"][1] == {"role": "assistant", "content": "Hello"}

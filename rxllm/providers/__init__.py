@@ -18,11 +18,14 @@ from ..errors import ConfigurationError
 
 __all__ = [
     "ProviderInfo",
+    "api_base_for",
     "api_key_for",
     "get_provider",
     "list_providers",
     "provider_info",
     "split_model",
+    "supports_embeddings",
+    "supports_reasoning",
     "supports_streaming",
     "supports_tools",
     "supports_vision",
@@ -37,8 +40,8 @@ class ProviderInfo(msgspec.Struct, frozen=True, kw_only=True):
     default_api_base: str
     #: Environment variables holding the API key, first match wins.
     env_keys: tuple[str, ...] = ()
-    #: Environment variable that may override ``default_api_base``.
-    env_api_base: str | None = None
+    #: Environment variable(s) that may override ``default_api_base``, first match wins.
+    env_api_base: str | tuple[str, ...] | None = None
     #: Provider options read from the environment when not passed: option -> variable.
     env_options: dict[str, str] = msgspec.field(default_factory=dict)
     #: A sensible model for quick setups (the router's ``quick_setup``).
@@ -88,6 +91,76 @@ _REGISTRY: dict[str, ProviderInfo] = {
             reasoning=True,
             embeddings=True,
         ),
+        ProviderInfo(
+            name="azure",
+            module="rxllm.providers.azure",
+            default_api_base="",  # per resource: https://<resource>.openai.azure.com
+            env_keys=("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"),
+            env_api_base=("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"),
+            env_options={"api_version": "AZURE_API_VERSION"},
+            tools=True,
+            vision=True,
+            embeddings=True,
+        ),
+        ProviderInfo(
+            name="deepseek",
+            module="rxllm.providers.deepseek",
+            default_api_base="https://api.deepseek.com",
+            env_keys=("DEEPSEEK_API_KEY",),
+            env_api_base="DEEPSEEK_API_BASE",
+            default_model="deepseek-chat",
+            tools=True,
+            reasoning=True,
+        ),
+        ProviderInfo(
+            name="mistral",
+            module="rxllm.providers.mistral",
+            default_api_base="https://api.mistral.ai/v1",
+            env_keys=("MISTRAL_API_KEY",),
+            env_api_base="MISTRAL_API_BASE",
+            default_model="mistral-small-latest",
+            tools=True,
+            vision=True,
+            reasoning=True,
+            embeddings=True,
+        ),
+        ProviderInfo(
+            name="ollama",
+            module="rxllm.providers.ollama",
+            default_api_base="http://localhost:11434",
+            env_keys=("OLLAMA_API_KEY",),
+            env_api_base=("OLLAMA_API_BASE", "OLLAMA_HOST"),
+            default_model="llama3.2",
+            key_required=False,
+            tools=True,
+            vision=True,
+            reasoning=True,
+            embeddings=True,
+        ),
+        ProviderInfo(
+            name="openai_compatible",
+            module="rxllm.providers.openai_compatible",
+            default_api_base="",  # vLLM, llama.cpp, LM Studio, Groq, Together...: pass api_base
+            env_keys=("OPENAI_COMPATIBLE_API_KEY",),
+            env_api_base="OPENAI_COMPATIBLE_API_BASE",
+            key_required=False,
+            tools=True,
+            vision=True,
+            reasoning=True,
+            embeddings=True,
+        ),
+        ProviderInfo(
+            name="openrouter",
+            module="rxllm.providers.openrouter",
+            default_api_base="https://openrouter.ai/api/v1",
+            env_keys=("OPENROUTER_API_KEY",),
+            env_api_base="OPENROUTER_API_BASE",
+            env_options={"http_referer": "OR_SITE_URL", "x_title": "OR_APP_NAME"},
+            default_model="openai/gpt-4o-mini",
+            tools=True,
+            vision=True,
+            reasoning=True,
+        ),
     )
 }
 
@@ -120,6 +193,15 @@ def supports_vision(name: str) -> bool:
     return provider_info(name).vision
 
 
+def supports_reasoning(name: str) -> bool:
+    """Whether the provider's reasoning/thinking text reaches ``reasoning_content``."""
+    return provider_info(name).reasoning
+
+
+def supports_embeddings(name: str) -> bool:
+    return provider_info(name).embeddings
+
+
 def get_provider(name: str) -> Provider:
     """The provider implementation (its module's ``PROVIDER``), imported on first use."""
     provider = _loaded.get(name)
@@ -140,6 +222,19 @@ def api_key_for(info: ProviderInfo, explicit: str | None) -> str | None:
         if value:
             return value
     return None
+
+
+def api_base_for(info: ProviderInfo, explicit: str | None) -> str:
+    """The base URL from the call, else from the provider's environment variables, else its
+    default ("" when it has none: the provider module then asks for one)."""
+    if explicit:
+        return explicit
+    variables = info.env_api_base
+    for var in (variables,) if isinstance(variables, str) else variables or ():
+        value = os.environ.get(var)
+        if value:
+            return value
+    return info.default_api_base
 
 
 def split_model(provider: str | None, model: str | None) -> tuple[str, str]:

@@ -3,7 +3,9 @@
 The wire format is already rxllm's own shape, so a stream chunk is decoded by msgspec straight
 into ``ChatChunk``: no intermediate dicts, unknown fields (``obfuscation``, ``logprobs``)
 skipped by the decoder. A JSON object without ``id`` (``{"error": {...}}``) fails validation
-and is read as an error instead. Compatible servers reuse this module with another name.
+and is read as an error instead. Compatible servers reuse this module: ``OpenAIProvider`` takes
+their name, parameter sets and renames, and has hooks (``auth_headers``, ``url``,
+``wire_messages``, ``decode_response``, ``stream_parser``) for the rest.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import msgspec
 
 from .._spec import Call, ChatCall, EmbeddingCall, EventParser, HttpRequest, SSEEvent
 from ..errors import (
+    ConfigurationError,
     ContentPolicyViolationError,
     ContextWindowExceededError,
     LLMError,
@@ -24,10 +27,20 @@ from ..errors import (
     UnsupportedParamsError,
     error_for_status,
 )
-from ..types import ChatChunk, ChatResponse, EmbeddingResponse
+from ..types import ChatChunk, ChatResponse, EmbeddingResponse, Message
 from ._common import body_snippet, request_id_from, retry_after_from
 
-__all__ = ["PROVIDER", "OpenAIProvider", "OpenAIStreamParser"]
+__all__ = [
+    "CHAT_PARAMS",
+    "EMBEDDING_PARAMS",
+    "PROVIDER",
+    "OpenAIProvider",
+    "OpenAIStreamParser",
+    "check_params",
+    "error_from_body",
+    "normalise_finish",
+    "strip_message",
+]
 
 #: Request parameters of the Chat Completions API.
 CHAT_PARAMS = frozenset(
@@ -69,6 +82,9 @@ EMBEDDING_PARAMS = frozenset({"dimensions", "user"})
 
 _FINISH = {"function_call": "tool_calls"}
 
+#: How servers word a context-window overflow (OpenAI and vLLM before 0.16; vLLM 0.16+).
+_CONTEXT_PHRASES = ("maximum context length", "context length is only")
+
 _decode_chunk = msgspec.json.Decoder(ChatChunk).decode
 _decode_chunks = msgspec.json.Decoder(list[ChatChunk]).decode
 _decode_response = msgspec.json.Decoder(ChatResponse).decode
@@ -88,6 +104,7 @@ class _ErrorEnvelope(msgspec.Struct):
 
 
 _decode_error = msgspec.json.Decoder(_ErrorEnvelope).decode
+_replace = msgspec.structs.replace
 
 
 def error_from_body(
@@ -98,8 +115,12 @@ def error_from_body(
     provider: str,
     model: str | None,
 ) -> LLMError:
-    """An OpenAI-style error body (``{"error": {message, type, param, code}}``) -> typed error."""
+    """An OpenAI-style error body (``{"error": {message, type, param, code}}``) -> typed error.
+
+    ``status`` is None for an error object that arrived inside a 200 stream; a numeric ``code``
+    then chooses the class as a status would (compatible servers put the status there)."""
     message, code, error_type, param = "", None, None, None
+    numeric: int | None = None
     try:
         detail = _decode_error(body).error
     except msgspec.DecodeError:
@@ -111,11 +132,13 @@ def error_from_body(
             message = detail.message
             code = None if detail.code is None else str(detail.code)
             error_type, param = detail.type, detail.param
-    cls = error_for_status(status)
+            if isinstance(detail.code, int):
+                numeric = detail.code
+    cls = error_for_status(status if status is not None else numeric)
     markers = f"{code or ''} {error_type or ''}"
-    if "insufficient_quota" in markers:
+    if "insufficient_quota" in markers or status == 402:
         cls = QuotaExceededError
-    elif "context_length_exceeded" in markers or "maximum context length" in message:
+    elif "context_length_exceeded" in markers or any(p in message for p in _CONTEXT_PHRASES):
         cls = ContextWindowExceededError
     elif "content_policy_violation" in markers or code == "content_filter":
         cls = ContentPolicyViolationError
@@ -135,12 +158,22 @@ def error_from_body(
 
 
 def normalise_finish(choices: Any) -> None:
-    """Keep the provider's finish reason in ``native_finish_reason``; map legacy values."""
+    """Keep the provider's finish reason in ``native_finish_reason`` (unless the wire already
+    carried one, as OpenRouter's upstream value); map legacy values."""
     for choice in choices:
         reason = choice.finish_reason
         if reason is not None:
-            choice.native_finish_reason = reason
+            if choice.native_finish_reason is None:
+                choice.native_finish_reason = reason
             choice.finish_reason = _FINISH.get(reason, reason)
+
+
+def strip_message(message: Message) -> Message:
+    """The message without what the Chat Completions API does not take: rxllm's opaque
+    ``provider_fields`` and ``reasoning_content``."""
+    if message.provider_fields is None and message.reasoning_content is None:
+        return message
+    return _replace(message, provider_fields=None, reasoning_content=None)
 
 
 class OpenAIStreamParser(EventParser):
@@ -148,10 +181,15 @@ class OpenAIStreamParser(EventParser):
 
     A read's events are decoded in one call, as a JSON array of their payloads: msgspec then
     loops in C. Should that fail (the ``[DONE]`` marker, an error object, a bad frame) the
-    events are parsed one by one, which finds and reports the exact frame.
+    events are parsed one by one, which finds and reports the exact frame. A subclass that
+    reads fields ``ChatChunk`` lacks lists byte ``markers``: a read containing one skips the
+    bulk decode and goes to :meth:`each`.
     """
 
     __slots__ = ("_model", "_name", "done")
+
+    #: Byte strings whose presence sends a read to the one-by-one path (none for OpenAI).
+    markers: tuple[bytes, ...] = ()
 
     def __init__(self, name: str, model: str) -> None:
         self._name = name
@@ -162,21 +200,30 @@ class OpenAIStreamParser(EventParser):
         ends = bool(events) and events[-1].data == b"[DONE]"
         body = events[:-1] if ends else events
         if len(body) < 2:
-            return super().parse(events)
+            return self.each(events)
+        payload = b"[" + b",".join([event.data for event in body]) + b"]"
+        for marker in self.markers:
+            if marker in payload:
+                return self.each(events)
         try:
-            chunks = _decode_chunks(b"[" + b",".join([event.data for event in body]) + b"]")
+            chunks = _decode_chunks(payload)
         except msgspec.DecodeError:
-            return super().parse(events)
+            return self.each(events)
         name = self._name
         for chunk in chunks:
             chunk.provider = name
             for choice in chunk.choices:
                 reason = choice.finish_reason
                 if reason is not None:
-                    choice.native_finish_reason = reason
+                    if choice.native_finish_reason is None:
+                        choice.native_finish_reason = reason
                     choice.finish_reason = _FINISH.get(reason, reason)
         self.done = ends
         return chunks, None
+
+    def each(self, events: list[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+        """The events one by one (through :meth:`feed`)."""
+        return EventParser.parse(self, events)
 
     def feed(self, event: SSEEvent) -> ChatChunk | None:
         data = event.data
@@ -189,7 +236,7 @@ class OpenAIStreamParser(EventParser):
                 return None
             if not stripped:
                 return None
-            raise self._not_a_chunk(data) from None
+            raise self.not_a_chunk(data) from None
         chunk.provider = self._name
         normalise_finish(chunk.choices)
         return chunk
@@ -203,7 +250,7 @@ class OpenAIStreamParser(EventParser):
             )
         return None
 
-    def _not_a_chunk(self, data: bytes) -> LLMError:
+    def not_a_chunk(self, data: bytes) -> LLMError:
         """An ``{"error": ...}`` frame is the provider's error; anything else is malformed."""
         try:
             _decode_error(data)
@@ -216,7 +263,7 @@ class OpenAIStreamParser(EventParser):
         return error_from_body(None, data, {}, provider=self._name, model=self._model)
 
 
-def _check(
+def check_params(
     provider: str, params: dict[str, Any], known: frozenset[str], drop: bool
 ) -> dict[str, Any]:
     """``params`` if all are known; else drop the unknown ones or refuse them."""
@@ -233,8 +280,21 @@ def _check(
     )
 
 
+def _rename(params: dict[str, Any], renames: Mapping[str, str]) -> dict[str, Any]:
+    if not renames or not any(k in renames for k in params):
+        return params
+    return {renames.get(k, k): v for k, v in params.items()}
+
+
 class OpenAIProvider:
-    """The Chat Completions protocol; ``name`` lets compatible servers reuse it."""
+    """The Chat Completions protocol; ``name`` and the hooks below let compatible servers reuse
+    it (their modules subclass it or build one with other parameter sets).
+
+    ``renames`` translate OpenAI parameter names to the server's own (``seed`` ->
+    ``random_seed``); ``stream_usage`` says whether to ask for the usage chunk with
+    ``stream_options`` (servers that reject unknown fields must not get it);
+    ``base_required`` refuses a call without ``api_base`` (no public default endpoint).
+    """
 
     stream_format: Literal["sse", "ndjson"] = "sse"
 
@@ -245,21 +305,35 @@ class OpenAIProvider:
         params: frozenset[str] = CHAT_PARAMS,
         embedding_params: frozenset[str] = EMBEDDING_PARAMS,
         option_names: frozenset[str] = frozenset({"organization", "project"}),
+        renames: Mapping[str, str] | None = None,
+        embedding_renames: Mapping[str, str] | None = None,
+        stream_usage: bool = True,
+        base_required: bool = False,
     ) -> None:
         self.name = name
-        self.params = params
-        self.embedding_params = embedding_params
+        self.renames = dict(renames or {})
+        self.embedding_renames = dict(embedding_renames or {})
+        self.params = params | frozenset(self.renames)
+        self.embedding_params = embedding_params | frozenset(self.embedding_renames)
         self.option_names = option_names
+        self.stream_usage = stream_usage
+        self.base_required = base_required
 
     def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
-        return _check(self.name, params, self.params, drop)
+        return self.translate_params(check_params(self.name, params, self.params, drop))
+
+    def translate_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Accepted OpenAI-style parameters -> the server's own names and shapes."""
+        return _rename(params, self.renames)
+
+    def auth_headers(self, call: Call) -> dict[str, str]:
+        return {"Authorization": f"Bearer {call.api_key}"} if call.api_key else {}
 
     def headers(self, call: Call, *, stream: bool = False) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if stream:
             headers["Accept"] = "text/event-stream"
-        if call.api_key:
-            headers["Authorization"] = f"Bearer {call.api_key}"
+        headers.update(self.auth_headers(call))
         if call.options.get("organization"):
             headers["OpenAI-Organization"] = str(call.options["organization"])
         if call.options.get("project"):
@@ -267,14 +341,33 @@ class OpenAIProvider:
         headers.update(call.extra_headers)
         return headers
 
+    def base(self, call: Call) -> str:
+        """``api_base`` without a trailing slash; refused when empty and required."""
+        if not call.api_base and self.base_required:
+            raise ConfigurationError(
+                f"{self.name} has no default endpoint: pass api_base='https://...'",
+                provider=self.name,
+            )
+        return call.api_base.rstrip("/")
+
     def url(self, call: ChatCall) -> str:
-        return call.api_base.rstrip("/") + "/chat/completions"
+        return self.base(call) + "/chat/completions"
+
+    def wire_messages(self, messages: list[Message]) -> list[Any]:
+        """The messages as this server takes them (default: :func:`strip_message`)."""
+        return [strip_message(m) for m in messages]
 
     def body(self, call: ChatCall) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": call.model, "messages": call.messages, **call.params}
+        body: dict[str, Any] = {
+            "model": call.model,
+            "messages": self.wire_messages(call.messages),
+            **call.params,
+        }
         if call.stream:
             body["stream"] = True
-            body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
+            if self.stream_usage:
+                options = body.get("stream_options") or {}
+                body["stream_options"] = {**options, "include_usage": True}
         body.update(call.extra_body)
         return body
 
@@ -282,9 +375,13 @@ class OpenAIProvider:
         headers = self.headers(call, stream=call.stream)
         return HttpRequest("POST", self.url(call), headers, _encode(self.body(call)))
 
+    def decode_response(self, body: bytes, call: ChatCall) -> ChatResponse:
+        """The body -> ``ChatResponse``; raises ``msgspec.DecodeError`` when it is not one."""
+        return _decode_response(body)
+
     def parse_response(self, body: bytes, call: ChatCall) -> ChatResponse:
         try:
-            response = _decode_response(body)
+            response = self.decode_response(body, call)
         except msgspec.ValidationError:
             if b'"error"' in body:
                 raise error_from_body(200, body, {}, provider=self.name, model=call.model) from None
@@ -314,10 +411,11 @@ class OpenAIProvider:
     # --- embeddings --------------------------------------------------------------------
 
     def check_embedding_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
-        return _check(self.name, params, self.embedding_params, drop)
+        checked = check_params(self.name, params, self.embedding_params, drop)
+        return _rename(checked, self.embedding_renames)
 
     def embedding_url(self, call: EmbeddingCall) -> str:
-        return call.api_base.rstrip("/") + "/embeddings"
+        return self.base(call) + "/embeddings"
 
     def build_embedding_request(self, call: EmbeddingCall) -> HttpRequest:
         body = {"model": call.model, "input": call.input, **call.params, **call.extra_body}

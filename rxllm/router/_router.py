@@ -361,9 +361,7 @@ class Router:
             info = providers.provider_info(provider)
             if info.key_required and providers.api_key_for(info, None) is None:
                 continue
-            if not info.default_api_base and not (
-                info.env_api_base and os.environ.get(info.env_api_base)
-            ):
+            if not providers.api_base_for(info, None):
                 continue
             model = _default_model(info)
             if model:

@@ -1,0 +1,129 @@
+"""Discovery (the registry) and DESIGN contract 11 across providers: a parameter a provider
+cannot take raises before any I/O, unless ``drop_params=True`` leaves it out."""
+
+from __future__ import annotations
+
+import pytest
+
+import rxllm
+from rxllm import errors
+from rxllm.streaming import collect_sync
+
+from .conftest import API_KEY, fixture_bytes
+from .server import ReplayServer, Reply
+
+HI = [{"role": "user", "content": "Hi"}]
+FAMILY = ["azure", "deepseek", "mistral", "ollama", "openai_compatible", "openrouter"]
+
+
+def test_the_family_is_registered() -> None:
+    assert set(FAMILY) | {"openai"} <= set(rxllm.list_providers())
+
+
+@pytest.mark.parametrize(
+    ("name", "base", "keys", "tools", "vision", "reasoning", "embeddings"),
+    [
+        ("mistral", "https://api.mistral.ai/v1", ("MISTRAL_API_KEY",), True, True, True, True),
+        (
+            "openrouter",
+            "https://openrouter.ai/api/v1",
+            ("OPENROUTER_API_KEY",),
+            True,
+            True,
+            True,
+            False,
+        ),
+        ("deepseek", "https://api.deepseek.com", ("DEEPSEEK_API_KEY",), True, False, True, False),
+        ("azure", "", ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"), True, True, False, True),
+        ("openai_compatible", "", ("OPENAI_COMPATIBLE_API_KEY",), True, True, True, True),
+        ("ollama", "http://localhost:11434", ("OLLAMA_API_KEY",), True, True, True, True),
+    ],
+)
+def test_capabilities(
+    name: str,
+    base: str,
+    keys: tuple[str, ...],
+    tools: bool,
+    vision: bool,
+    reasoning: bool,
+    embeddings: bool,
+) -> None:
+    info = rxllm.provider_info(name)
+    assert (info.name, info.default_api_base, info.env_keys) == (name, base, keys)
+    assert rxllm.supports_streaming(name)
+    assert (rxllm.supports_tools(name), rxllm.supports_vision(name)) == (tools, vision)
+    assert (rxllm.supports_reasoning(name), rxllm.supports_embeddings(name)) == (
+        reasoning,
+        embeddings,
+    )
+    assert info.key_required is (name not in ("ollama", "openai_compatible"))
+
+
+def test_embeddings_refused_where_not_offered() -> None:
+    with pytest.raises(errors.ConfigurationError, match="does not offer embeddings"):
+        rxllm.embedding("deepseek", "deepseek-chat", input="x", api_key=API_KEY)
+
+
+def test_unknown_provider_and_missing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(errors.ConfigurationError, match="known providers"):
+        rxllm.provider_info("nope")
+    monkeypatch.delenv("MISTRAL_API_KEY", raising=False)
+    with pytest.raises(errors.ConfigurationError, match="MISTRAL_API_KEY"):
+        rxllm.completion("mistral", "mistral-small-latest", messages=HI, stream=True)
+
+
+# A parameter each provider cannot take, and a recorded answer to replay when it is dropped.
+UNSUPPORTED = [
+    ("openai", "/v1", "random_seed", "openai/stream_text_usage.sse"),
+    ("mistral", "/v1", "user", "mistral/stream_text_usage.sse"),
+    ("openrouter", "/api/v1", "safe_prompt", "openrouter/stream_text_usage.sse"),
+    ("deepseek", "", "seed", "deepseek/stream_reasoning_usage.sse"),
+    ("azure", "", "random_seed", "azure/stream_text.sse"),
+    ("ollama", "", "logit_bias", "ollama/stream_chat.ndjson"),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "param", "fixture"), UNSUPPORTED)
+def test_unsupported_parameter_raises_then_drops(
+    server: ReplayServer, name: str, path: str, param: str, fixture: str
+) -> None:
+    def call(**kw: object) -> rxllm.ChatStream:
+        return rxllm.completion(
+            name,
+            "m",
+            messages=HI,
+            stream=True,
+            api_key=API_KEY,
+            api_base=server.base + path,
+            temperature=0.5,
+            **{param: 1},
+            **kw,  # type: ignore[arg-type]
+        )
+
+    with pytest.raises(errors.UnsupportedParamsError) as caught:
+        call()
+    assert (caught.value.provider, caught.value.param) == (name, param)
+    assert caught.value.model == "m"
+    assert server.requests == []  # refused before any I/O
+    server.queue(Reply(body=fixture_bytes(fixture)))
+    response = collect_sync(call(drop_params=True), timeout=10)
+    assert response.finish_reason == "stop"
+    (request,) = server.requests
+    sent = request.json()
+    assert param not in sent and param not in sent.get("options", {})
+    assert 0.5 in (sent.get("temperature"), sent.get("options", {}).get("temperature"))
+
+
+def test_openai_compatible_forwards_what_others_refuse(server: ReplayServer) -> None:
+    server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse")))
+    chat = rxllm.completion(
+        "openai_compatible",
+        "m",
+        messages=HI,
+        stream=True,
+        api_base=server.base,
+        random_seed=1,
+        drop_params=True,  # nothing to drop: the server decides
+    )
+    collect_sync(chat, timeout=10)
+    assert server.requests[0].json()["random_seed"] == 1
