@@ -63,8 +63,14 @@ from ..types import (
     ToolCallDelta,
     Usage,
 )
-from ._common import body_snippet, request_id_from, retry_after_from
-from .openai import check_params
+from ._common import (
+    body_snippet,
+    check_known_params,
+    data_url,
+    request_id_from,
+    retry_after_from,
+    tool_arguments,
+)
 
 __all__ = ["PROVIDER", "OllamaProvider", "OllamaStreamParser"]
 
@@ -294,25 +300,14 @@ class OllamaStreamParser:
 
 
 def _image(part: ImagePart) -> str:
-    url = part.image_url.url
-    if not url.startswith("data:") or "," not in url:
+    inline = data_url(part.image_url.url)
+    if inline is None:
         raise BadRequestError(
             "Ollama takes images as base64: pass image_url as a data: URL "
             "(data:image/png;base64,...)",
             provider="ollama",
         )
-    return url.split(",", 1)[1]
-
-
-def _arguments(text: str) -> Any:
-    if not text:
-        return {}
-    try:
-        return msgspec.json.decode(text)
-    except msgspec.DecodeError:
-        raise BadRequestError(
-            f"tool call arguments are not JSON: {text[:80]!r}", provider="ollama"
-        ) from None
+    return inline[1]
 
 
 def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
@@ -342,10 +337,7 @@ def wire_messages(messages: list[Message]) -> list[dict[str, Any]]:
             calls = []
             for call in message.tool_calls:
                 names[call.id] = call.function.name
-                function = {
-                    "name": call.function.name,
-                    "arguments": _arguments(call.function.arguments),
-                }
+                function = {"name": call.function.name, "arguments": tool_arguments(call)}
                 calls.append({"function": function})
             entry["tool_calls"] = calls
         if message.role == "tool":
@@ -402,7 +394,7 @@ class OllamaProvider:
     option_names: frozenset[str] = frozenset()
 
     def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
-        params = check_params(self.name, params, CHAT_PARAMS, drop)
+        params = check_known_params(self.name, params, CHAT_PARAMS, drop)
         choice = params.get("tool_choice")
         if choice not in (None, "auto", "none"):
             if not drop:
@@ -496,7 +488,7 @@ class OllamaProvider:
     # --- embeddings --------------------------------------------------------------------
 
     def check_embedding_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
-        return check_params(self.name, params, EMBEDDING_PARAMS, drop)
+        return check_known_params(self.name, params, EMBEDDING_PARAMS, drop)
 
     def build_embedding_request(self, call: EmbeddingCall) -> HttpRequest:
         body = {"model": call.model, "input": call.input, **call.params, **call.extra_body}

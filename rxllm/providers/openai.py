@@ -28,7 +28,7 @@ from ..errors import (
     error_for_status,
 )
 from ..types import ChatChunk, ChatResponse, EmbeddingResponse, Message
-from ._common import body_snippet, request_id_from, retry_after_from
+from ._common import body_snippet, check_known_params, request_id_from, retry_after_from
 
 __all__ = [
     "CHAT_PARAMS",
@@ -36,7 +36,6 @@ __all__ = [
     "PROVIDER",
     "OpenAIProvider",
     "OpenAIStreamParser",
-    "check_params",
     "error_from_body",
     "normalise_finish",
     "strip_message",
@@ -263,23 +262,6 @@ class OpenAIStreamParser(EventParser):
         return error_from_body(None, data, {}, provider=self._name, model=self._model)
 
 
-def check_params(
-    provider: str, params: dict[str, Any], known: frozenset[str], drop: bool
-) -> dict[str, Any]:
-    """``params`` if all are known; else drop the unknown ones or refuse them."""
-    unknown = [k for k in params if k not in known]
-    if not unknown:
-        return params
-    if drop:
-        return {k: v for k, v in params.items() if k in known}
-    raise UnsupportedParamsError(
-        f"{provider} does not take parameter(s) {', '.join(sorted(unknown))}; "
-        "pass drop_params=True to leave them out, or extra_body={...} to send them anyway",
-        provider=provider,
-        param=unknown[0],
-    )
-
-
 def _rename(params: dict[str, Any], renames: Mapping[str, str]) -> dict[str, Any]:
     if not renames or not any(k in renames for k in params):
         return params
@@ -320,7 +302,7 @@ class OpenAIProvider:
         self.base_required = base_required
 
     def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
-        return self.translate_params(check_params(self.name, params, self.params, drop))
+        return self.translate_params(check_known_params(self.name, params, self.params, drop))
 
     def translate_params(self, params: dict[str, Any]) -> dict[str, Any]:
         """Accepted OpenAI-style parameters -> the server's own names and shapes."""
@@ -411,7 +393,7 @@ class OpenAIProvider:
     # --- embeddings --------------------------------------------------------------------
 
     def check_embedding_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
-        checked = check_params(self.name, params, self.embedding_params, drop)
+        checked = check_known_params(self.name, params, self.embedding_params, drop)
         return _rename(checked, self.embedding_renames)
 
     def embedding_url(self, call: EmbeddingCall) -> str:
