@@ -7,10 +7,22 @@ from pathlib import Path
 
 import pytest
 
+import rxllm
+from rxllm import errors
+
 from .server import ReplayServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 API_KEY = "sk-test-0123456789abcdefSECRET"
+
+
+def failure_of(chat: rxllm.ChatStream) -> errors.LLMError:
+    """The typed error a stream ends with, as ``on_error`` delivers it (it must not complete)."""
+    failures: list[Exception] = []
+    assert rxllm.streaming.consume(chat, on_error=failures.append).wait(10) is None
+    (error,) = failures
+    assert isinstance(error, errors.LLMError)
+    return error
 
 
 def fixture_bytes(name: str) -> bytes:

@@ -12,7 +12,7 @@ import rxllm
 from rxllm import errors
 from rxllm.streaming import collect_sync
 
-from .conftest import API_KEY, fixture_bytes
+from .conftest import API_KEY, failure_of, fixture_bytes
 from .server import ReplayServer, Reply, sse
 
 JOKE = [{"role": "user", "content": "Tell me a joke about opentelemetry"}]
@@ -42,14 +42,6 @@ def complete(server: ReplayServer, body: bytes, status: int = 200) -> rxllm.Chat
         api_base=server.base,
         api_version="2024-02-01",
     )
-
-
-def failure_of(chat: rxllm.ChatStream) -> errors.LLMError:
-    failures: list[Exception] = []
-    assert rxllm.streaming.consume(chat, on_error=failures.append).wait(10) is None
-    (error,) = failures
-    assert isinstance(error, errors.LLMError)
-    return error
 
 
 def test_stream_with_empty_first_chunk_and_filter_results(server: ReplayServer) -> None:

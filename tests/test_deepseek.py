@@ -10,7 +10,7 @@ import rxllm
 from rxllm import errors
 from rxllm.streaming import collect_sync
 
-from .conftest import API_KEY, fixture_bytes
+from .conftest import API_KEY, failure_of, fixture_bytes
 from .server import ReplayServer, Reply, sse
 
 HELLO = [{"role": "user", "content": "Hello"}]
@@ -205,30 +205,34 @@ def test_parameters(server: ReplayServer, base: str) -> None:
     )
 
 
-def test_error_body(server: ReplayServer, base: str) -> None:
-    server.queue(Reply(status=400, body=fixture_bytes("deepseek/error_400_invalid_request.json")))
-    with pytest.raises(errors.BadRequestError) as caught:
-        complete(server, base, b"")  # the 400 queued first answers
-    error = caught.value
+def test_error_bodies(server: ReplayServer, base: str) -> None:
+    body = fixture_bytes("deepseek/error_400_invalid_request.json")
+    error = complete_error(server, base, 400, body)
+    assert type(error) is errors.BadRequestError
     assert (error.provider, error.status_code, error.code) == (
         "deepseek",
         400,
         "invalid_request_error",
     )
     assert error.message == "No tool output found for tool call call-a."
-    server.replies.clear()
-    server.queue(Reply(status=402, body=b'{"error":{"message":"Insufficient Balance"}}'))
-    failures: list[Exception] = []
-    rxllm.streaming.consume(stream(base), on_error=failures.append).wait(10)
-    assert type(failures[0]) is errors.QuotaExceededError
+    # 402 is DeepSeek's "Insufficient Balance" (its error-code table; no recorded body).
+    error = complete_error(server, base, 402, b'{"error":{"message":"Insufficient Balance"}}')
+    assert type(error) is errors.QuotaExceededError and not error.recoverable
+
+
+def complete_error(server: ReplayServer, base: str, status: int, body: bytes) -> errors.LLMError:
+    server.queue(Reply(status=status, body=body, content_type="application/json"))
+    with pytest.raises(errors.LLMError) as caught:
+        rxllm.completion(
+            "deepseek", "deepseek-chat", messages=HELLO, api_key=API_KEY, api_base=base
+        )
+    return caught.value
 
 
 def test_dropped_connection_mid_reasoning(server: ReplayServer, base: str) -> None:
     body = fixture_bytes("deepseek/stream_reasoning_usage.sse")
     server.queue(Reply(body=body, drop_after=body.index(b'"reasoning_content":" user"')))
-    failures: list[Exception] = []
-    rxllm.streaming.consume(stream(base), on_error=failures.append).wait(10)
-    (error,) = failures
+    error = failure_of(stream(base))
     assert isinstance(error, errors.StreamTruncatedError)
     assert error.partial_response is not None
     assert error.partial_response.reasoning_content == "Hmm, the"

@@ -12,7 +12,7 @@ import rxllm
 from rxllm import errors
 from rxllm.streaming import collect_sync
 
-from .conftest import API_KEY, fixture_bytes
+from .conftest import API_KEY, failure_of, fixture_bytes
 from .server import ReplayServer, Reply, sse
 
 JOKE = [{"content": "Tell me a joke about OpenTelemetry", "role": "user"}]
@@ -64,14 +64,6 @@ def stream(base: str, model: str = "mistral-tiny", messages: object = JOKE, **kw
 def framed(name: str) -> bytes:
     """A ``.chunks.txt`` recording as the SSE body it was recorded from."""
     return sse(*fixture_bytes(name).splitlines())
-
-
-def failure_of(chat: rxllm.ChatStream) -> errors.LLMError:
-    failures: list[Exception] = []
-    assert rxllm.streaming.consume(chat, on_error=failures.append).wait(10) is None
-    (error,) = failures
-    assert isinstance(error, errors.LLMError)
-    return error
 
 
 # --- streams -------------------------------------------------------------------------------

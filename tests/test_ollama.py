@@ -14,7 +14,7 @@ import rxllm
 from rxllm import errors
 from rxllm.streaming import collect_sync
 
-from .conftest import fixture_bytes
+from .conftest import failure_of, fixture_bytes
 from .server import ReplayServer, Reply
 
 COUNT = [{"role": "user", "content": "Count from 1 to 5"}]
@@ -50,14 +50,6 @@ def complete(
         api_base=server.base,
         **kw,  # type: ignore[arg-type]
     )
-
-
-def failure_of(chat: rxllm.ChatStream) -> errors.LLMError:
-    failures: list[Exception] = []
-    assert rxllm.streaming.consume(chat, on_error=failures.append).wait(10) is None
-    (error,) = failures
-    assert isinstance(error, errors.LLMError)
-    return error
 
 
 TOOLS = json.loads(fixture_bytes("ollama/request_tools.json"))["tools"]

@@ -11,7 +11,7 @@ import rxllm
 from rxllm import errors
 from rxllm.streaming import collect_sync
 
-from .conftest import fixture_bytes
+from .conftest import failure_of, fixture_bytes
 from .server import ReplayServer, Reply, sse
 
 WEATHER = [{"role": "user", "content": "What is the weather?"}]
@@ -157,9 +157,7 @@ def test_vllm_context_errors(
     server: ReplayServer, base: str, body: bytes, param: str | None
 ) -> None:
     server.queue(Reply(status=400, body=body, content_type="application/json"))
-    failures: list[Exception] = []
-    rxllm.streaming.consume(stream(base), on_error=failures.append).wait(10)
-    (error,) = failures
+    error = failure_of(stream(base))
     assert type(error) is errors.ContextWindowExceededError
     assert (error.status_code, error.code, error.error_type) == (400, "400", "BadRequestError")
     assert error.param == param
@@ -168,9 +166,7 @@ def test_vllm_context_errors(
 def test_error_object_mid_stream_is_typed(server: ReplayServer, base: str) -> None:
     head = fixture_bytes("openai/stream_text_usage.sse").split(b"\n\n")[:3]
     server.queue(Reply(body=b"\n\n".join(head) + b"\n\n" + sse(VLLM_OLD, done=False)))
-    failures: list[Exception] = []
-    rxllm.streaming.consume(stream(base), on_error=failures.append).wait(10)
-    (error,) = failures
+    error = failure_of(stream(base))
     assert type(error) is errors.ContextWindowExceededError  # from its numeric code and text
     assert error.partial_text == "I'm unable"
 

@@ -10,7 +10,7 @@ import rxllm
 from rxllm import errors
 from rxllm.streaming import collect_sync
 
-from .conftest import API_KEY, fixture_bytes
+from .conftest import API_KEY, failure_of, fixture_bytes
 from .server import ReplayServer, Reply
 
 OK_PROMPT = [{"role": "user", "content": "Reply with exactly 'OK' and nothing else"}]
@@ -38,14 +38,6 @@ def stream(base: str, model: str, messages: object = OK_PROMPT, **kw: object) ->
         api_base=base,
         **kw,  # type: ignore[arg-type]
     )
-
-
-def failure_of(chat: rxllm.ChatStream) -> errors.LLMError:
-    failures: list[Exception] = []
-    assert rxllm.streaming.consume(chat, on_error=failures.append).wait(10) is None
-    (error,) = failures
-    assert isinstance(error, errors.LLMError)
-    return error
 
 
 LLAMA = "meta-llama/llama-3.2-3b-instruct:free"
