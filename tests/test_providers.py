@@ -127,3 +127,66 @@ def test_openai_compatible_forwards_what_others_refuse(server: ReplayServer) -> 
     )
     collect_sync(chat, timeout=10)
     assert server.requests[0].json()["random_seed"] == 1
+
+
+# The OpenAI-shaped providers without a tool-call recording of their own (none exists, see
+# tests/fixtures/SOURCES.md) send OpenAI's wire: OpenAI's recorded tool-call stream stands in.
+OPENAI_SHAPED = [
+    ("azure", "", {"api_version": "2024-10-21"}),
+    ("openrouter", "/api/v1", {}),
+    ("openai_compatible", "/v1", {}),
+]
+IMAGE = {
+    "role": "user",
+    "content": [
+        {"type": "text", "text": "What is in this image?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+    ],
+}
+
+
+@pytest.mark.parametrize(("name", "path", "options"), OPENAI_SHAPED)
+def test_tool_calls_images_and_tool_results(
+    server: ReplayServer, name: str, path: str, options: dict[str, str]
+) -> None:
+    def chat(messages: list[object]) -> rxllm.ChatResponse:
+        return collect_sync(
+            rxllm.completion(
+                name,
+                "gpt-4o",
+                messages=messages,  # type: ignore[arg-type]
+                stream=True,
+                api_key=API_KEY,
+                api_base=server.base + path,
+                tools=[{"type": "function", "function": {"name": "get_weather"}}],
+                tool_choice="auto",
+                **options,  # type: ignore[arg-type]
+            ),
+            timeout=10,
+        )
+
+    server.queue(Reply(body=fixture_bytes("openai/stream_tool_call_usage.sse")))
+    first = chat([IMAGE])
+    (call,) = first.tool_calls
+    assert (call.id, call.function.name) == ("call_4XzlGBLtUe9dy3GVNV4jhq7h", "get_weather")
+    assert call.parsed_arguments() == {"city": "New York City"}
+    assert (first.finish_reason, first.provider) == ("tool_calls", name)
+    sent = server.requests[0].json()
+    assert sent["messages"] == [IMAGE]
+    assert sent["tool_choice"] == "auto"
+    assert first.message is not None
+    server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse")))
+    chat([IMAGE, first.message, {"role": "tool", "tool_call_id": call.id, "content": "7C"}])
+    assert server.requests[1].json()["messages"][1:] == [
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "call_4XzlGBLtUe9dy3GVNV4jhq7h",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"New York City"}'},
+                }
+            ],
+        },
+        {"role": "tool", "content": "7C", "tool_call_id": "call_4XzlGBLtUe9dy3GVNV4jhq7h"},
+    ]
