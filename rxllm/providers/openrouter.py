@@ -16,6 +16,8 @@ Chat Completions with OpenRouter's additions, read by the family's tolerant read
 ``model="openrouter/anthropic/claude-3.5-sonnet"`` splits at the first ``/`` only. Options
 ``http_referer`` and ``x_title`` (env ``OR_SITE_URL`` / ``OR_APP_NAME``) set OpenRouter's
 app-attribution headers. ``reasoning_effort`` is sent as ``reasoning: {"effort": ...}``.
+OpenRouter's routing preferences (its ``provider`` field, a name ``completion`` already takes)
+go in ``extra_body={"provider": {...}}``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ OPENROUTER_PARAMS = CHAT_PARAMS | {
     "min_p",
     "models",
     "plugins",
-    "provider",
     "reasoning",
     "repetition_penalty",
     "route",
