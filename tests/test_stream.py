@@ -299,9 +299,11 @@ def test_raising_subscriber_gets_on_error_others_continue(
     def explode(_: rxllm.ChatChunk) -> None:
         raise ValueError("subscriber bug")
 
-    chat.subscribe(explode, lambda e: (bad_errors.append(e), ended.set()))
+    # The good subscriber comes first: were the raising one alone when the first chunk arrives,
+    # its leaving would (rightly) cancel the stream before the good one attached.
     good = Recorder()
     chat.subscribe(good)
+    chat.subscribe(explode, lambda e: (bad_errors.append(e), ended.set()))
     good.wait()
     assert ended.wait(10)
     assert isinstance(bad_errors[0], ValueError)
