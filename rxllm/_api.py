@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
 from . import providers
 from ._loop import run_sync
 from ._spec import ChatCall, EmbeddingCall, EmbeddingProvider, HttpRequest, Provider
-from .errors import BadRequestError, ConfigurationError
+from .errors import BadRequestError, ConfigurationError, LLMError
 from .stream import ChatStream, fetch, fetch_response
 from .types import ChatResponse, EmbeddingResponse, Message
 
@@ -32,6 +32,8 @@ __all__ = [
 
 #: Seconds allowed to connect and between reads of a stream (total time for a plain request).
 DEFAULT_TIMEOUT = 600.0
+
+T = TypeVar("T")
 
 MessageLike = Message | Mapping[str, Any]
 
@@ -117,11 +119,14 @@ def _common(
     return spec, common
 
 
-def _checked(check: Callable[[], dict[str, Any]], common: dict[str, Any]) -> dict[str, Any]:
+def _checked(check: Callable[[], T], common: dict[str, Any]) -> T:
+    """Run a provider's check or request builder; its errors name provider and model."""
     try:
         return check()
-    except BadRequestError as exc:
-        exc._with_context(provider=common["provider"], model=common["model"], secret=None)
+    except LLMError as exc:
+        exc._with_context(
+            provider=common["provider"], model=common["model"], secret=common["api_key"]
+        )
         raise
 
 
@@ -158,7 +163,7 @@ def prepare(
         lambda: provider_spec.check_params(common["params"], drop_params), common
     )
     call = ChatCall(messages=_messages(messages), stream=stream, **common)
-    return call, provider_spec, provider_spec.build_request(call)
+    return call, provider_spec, _checked(lambda: provider_spec.build_request(call), common)
 
 
 def prepare_embedding(
@@ -196,7 +201,11 @@ def prepare_embedding(
         lambda: provider_spec.check_embedding_params(common["params"], drop_params), common
     )
     call = EmbeddingCall(input=texts, **common)
-    return call, provider_spec, provider_spec.build_embedding_request(call)
+    return (
+        call,
+        provider_spec,
+        _checked(lambda: provider_spec.build_embedding_request(call), common),
+    )
 
 
 async def _fetch_embedding(

@@ -190,3 +190,12 @@ def test_tool_calls_images_and_tool_results(
         },
         {"role": "tool", "content": "7C", "tool_call_id": "call_4XzlGBLtUe9dy3GVNV4jhq7h"},
     ]
+
+
+def test_errors_while_building_a_request_name_provider_and_model() -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    with pytest.raises(errors.BadRequestError) as caught:
+        rxllm.completion(
+            "ollama", "llava", messages=[{"role": "user", "content": [image]}], stream=True
+        )
+    assert (caught.value.provider, caught.value.model) == ("ollama", "llava")
