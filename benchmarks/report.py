@@ -1,5 +1,6 @@
 """The results as a Markdown table (results.md) and a chart (results.png, if matplotlib is
 installed), with the machine, versions and date they were measured on.
+``python -m benchmarks.report [results.json]`` re-renders both from the raw figures.
 
 Targets are reported, never asserted: benchmarks are not tests.
 """
@@ -67,9 +68,10 @@ code, on a stream whose server writes the first content event at once and the re
 later; each run is the median of many requests. Concurrent streams: a fresh process per client
 and run; after one warm-up stream, all streams start at once; CPU is the process's user + system
 time during the burst; peak RSS is the process's high-water mark (`VmHWM`, imports included),
-"before" its RSS just before the burst. Non-streaming: requests/s at the given concurrency.
-Import: wall time of a fresh `python -c "import X"`, interpreter start included (see the first
-row). Every client must produce exactly the text the server sent.
+"before" its RSS just before the burst. Non-streaming: requests/s over as many requests as fit
+in the run's time, so many at a time. Import: wall time of a fresh `python -c "import X"`,
+interpreter start included (see the first row). Every client must produce exactly the text the
+server sent.
 """
 
 
@@ -264,7 +266,7 @@ def _fetch(section: dict[str, Any], fmt: str) -> list[str]:
     header = ["client"]
     for concurrency in levels:
         header += [f"requests/s, {concurrency} at a time", "x floor"]
-    title = f"### Non-streaming requests/s ({fmt} format, {section['requests']} requests a run)"
+    title = f"### Non-streaming requests/s ({fmt} format, {section['seconds']} s a run)"
     lines = [title, "", *_table(header, rows)]
     return _with_missing(lines, section, len(header))
 
@@ -383,6 +385,68 @@ def _targets(results: dict[str, Any]) -> list[str]:
     ]
 
 
+#: the client of each library whose non-streaming figure the summary shows
+_FETCH_ROW = {
+    "floor-bulk": "floor",
+    "rxllm-extract": "rxllm",
+    "openai": "openai",
+    "litellm": "litellm",
+    "anthropic": "anthropic",
+}
+
+
+def _summary(results: dict[str, Any]) -> list[str]:
+    """One row per client: the headline figure of every benchmark (medians)."""
+    per_chunk = results.get("per_chunk", {})
+    anthropic = results.get("per_chunk_anthropic", {})
+    ttft = results.get("ttft", {}).get("runs", {})
+    burst = results.get("burst", {})
+    fetch = results.get("fetch", {})
+    clients: list[str] = []
+    for section in (per_chunk.get("runs", {}), anthropic.get("runs", {}), ttft):
+        clients += [c for c in section if c not in clients]
+
+    def cell(runs: dict[str, list[float]], client: str, scale: float, digits: int) -> str:
+        values = runs.get(client)
+        return f"{median(values) * scale:,.{digits}f}" if values else ""
+
+    def us(section: dict[str, Any], client: str) -> str:
+        runs = section.get("runs", {})
+        if not runs.get(client):
+            return ""
+        ratio = _ratio(runs, client, "floor-bulk")
+        return f"{cell(runs, client, 1e6 / section['chunks'], 2)} ({_x(ratio)})"
+
+    rows = []
+    for client in clients:
+        rps = ""
+        if client in _FETCH_ROW:
+            levels = fetch.get("openai" if client != "anthropic" else "anthropic", {})
+            first = next(iter(levels.get("by_concurrency", {}).values()), {})
+            rps = cell(first, _FETCH_ROW[client], 1, 0)
+        rows.append(
+            [
+                client,
+                us(per_chunk, client),
+                us(anthropic, client),
+                cell(ttft, client, 1e3, 2),
+                cell(burst.get("wall", {}), client, 1, 2),
+                cell(burst.get("peak_rss_mb", {}), client, 1, 0),
+                rps,
+            ]
+        )
+    header = [
+        "client",
+        "per-chunk, µs (x floor-bulk)",
+        "Anthropic per-chunk, µs (x floor-bulk)",
+        "first token, ms",
+        f"{burst.get('streams', '?')}x{burst.get('chunks', '?')} wall, s",
+        "peak RSS, MB",
+        "non-streaming req/s",
+    ]
+    return ["### Summary (medians)", "", *_table(header, rows)]
+
+
 def markdown(results: dict[str, Any]) -> str:
     env = results["environment"]
     packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
@@ -402,7 +466,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"- **Command**: `{env['command']}`",
         "",
     ]
-    lines += [*_targets(results), ""]
+    lines += [*_summary(results), "", *_targets(results), ""]
     if "per_chunk" in results:
         lines += [*_per_chunk(results["per_chunk"], "Per-chunk cost, OpenAI format"), ""]
     if "ttft" in results:
@@ -433,7 +497,10 @@ def _colour(client: str) -> str:
     return "#ff7f0e"
 
 
-def _bars(ax: Any, title: str, runs: dict[str, list[float]], scale: float, unit: str) -> None:
+def _bars(
+    ax: Any, title: str, runs: dict[str, list[float]], scale: float, unit: str, *, ref: str = ""
+) -> None:
+    """Horizontal bars of the medians, min-max whiskers; labelled "x ref" when ``ref`` ran."""
     names = [c for c, v in runs.items() if v]
     if not names:
         ax.set_axis_off()
@@ -453,10 +520,10 @@ def _bars(ax: Any, title: str, runs: dict[str, list[float]], scale: float, unit:
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _number(value)))
         ax.xaxis.set_minor_formatter(NullFormatter())
-    for position, value in zip(positions, mids, strict=True):
-        ax.annotate(
-            f" {_number(value)}", (value, position), va="center", fontsize=7, annotation_clip=False
-        )
+    for name, position, value in zip(names, positions, mids, strict=True):
+        ratio = _ratio(runs, name, ref) if ref and name != ref else None
+        label = f" {_number(value)}" + (f" ({ratio:.2f}x)" if ratio is not None else "")
+        ax.annotate(label, (value, position), va="center", fontsize=7, annotation_clip=False)
 
 
 def _number(value: float) -> str:
@@ -480,23 +547,25 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
     if "per_chunk" in results:
         section = results["per_chunk"]
         title = f"per-chunk cost, OpenAI ({section['chunks']:,} chunks)"
-        _bars(next(panels), title, section["runs"], 1e6 / section["chunks"], "µs/chunk")
+        scale = 1e6 / section["chunks"]
+        _bars(next(panels), title, section["runs"], scale, "µs/chunk", ref="floor-bulk")
     if "per_chunk_anthropic" in results:
         section = results["per_chunk_anthropic"]
         title = f"per-chunk cost, Anthropic ({section['chunks']:,} chunks)"
-        _bars(next(panels), title, section["runs"], 1e6 / section["chunks"], "µs/chunk")
+        scale = 1e6 / section["chunks"]
+        _bars(next(panels), title, section["runs"], scale, "µs/chunk", ref="floor-bulk")
     if "ttft" in results:
         _bars(next(panels), "time to first token", results["ttft"]["runs"], 1e3, "ms")
     if "burst" in results:
         section = results["burst"]
         label = f"{section['streams']}x{section['chunks']} concurrent"
-        _bars(next(panels), f"{label}: wall", section["wall"], 1, "s")
+        _bars(next(panels), f"{label}: wall", section["wall"], 1, "s", ref="floor-bulk")
         _bars(next(panels), f"{label}: peak RSS", section["peak_rss_mb"], 1, "MB")
     for fmt, section in results.get("fetch", {}).items():
         if fmt == "openai":
             for concurrency, runs in section["by_concurrency"].items():
                 title = f"non-streaming, {concurrency} at a time"
-                _bars(next(panels), title, runs, 1, "requests/s")
+                _bars(next(panels), title, runs, 1, "requests/s", ref="floor")
                 break
     if "imports" in results:
         _bars(next(panels), 'python -c "import X"', results["imports"]["runs"], 1e3, "ms")
@@ -512,7 +581,8 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
         info.text(0, 1, text, va="top", fontsize=8, family="monospace")
     for ax in panels:
         ax.set_axis_off()
-    heading = "rxllm vs the floor (aiohttp + msgspec) and the peers, loopback server"
+    heading = "rxllm vs the floor (aiohttp + msgspec) and the peers, one loopback server"
+    heading += " (medians, min-max whiskers; (x) = ratio to floor-bulk / floor)"
     if env["smoke"]:
         heading += " - SMOKE RUN"
     if env["note"]:
@@ -522,3 +592,18 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def main() -> None:
+    """Re-render results.md and results.png from a results.json (no measuring)."""
+    import json
+
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results.json"
+    results = json.loads(source.read_text())
+    (source.parent / "results.md").write_text(markdown(results))
+    chart(results, source.parent / "results.png")
+    print(f"wrote {source.parent / 'results.md'} and results.png")
+
+
+if __name__ == "__main__":
+    main()

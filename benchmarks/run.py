@@ -65,7 +65,7 @@ class Settings:
     streams: int = 500  # concurrent streams ...
     stream_chunks: int = 200  # ... of this many chunks
     burst_runs: int = 5  # fresh processes per client
-    requests: int = 300  # non-streaming requests per run
+    fetch_seconds: float = 0.5  # non-streaming: requests for this long, per run
     concurrency: tuple[int, ...] = (1, 16)
     fetch_chunks: int = 200  # the non-streaming answer's length, in stream pieces
     import_runs: int = 9
@@ -80,7 +80,7 @@ SMOKE = Settings(
     streams=5,
     stream_chunks=20,
     burst_runs=1,
-    requests=10,
+    fetch_seconds=0.02,
     concurrency=(1, 2),
     import_runs=1,
 )
@@ -270,13 +270,14 @@ class Suite:
     def fetch(self, fmt: str) -> dict[str, Any]:
         clients, missing = self.clients(FETCHING[fmt], fmt)
         s = self.s
-        out: dict[str, Any] = {"requests": s.requests, "missing": missing, "by_concurrency": {}}
+        out: dict[str, Any] = {"seconds": s.fetch_seconds, "missing": missing}
+        out["by_concurrency"] = {}
         for concurrency in s.concurrency:
             command = {
                 "op": "fetch",
                 "fmt": fmt,
                 "cfg": f"n{s.fetch_chunks}",
-                "requests": s.requests,
+                "seconds": s.fetch_seconds,
                 "concurrency": concurrency,
             }
             results = self.alternate(
@@ -287,8 +288,7 @@ class Suite:
                 s.runs,
             )
             out["by_concurrency"][str(concurrency)] = {
-                client: [s.requests / r["seconds"] for r in rs if "seconds" in r]
-                for client, rs in results.items()
+                client: [r["rps"] for r in rs if "rps" in r] for client, rs in results.items()
             }
         return out
 

@@ -70,22 +70,25 @@ async def op_ttft(ctx: Context, fmt: str, client: str, cfg: str, reps: int) -> d
 
 
 async def op_fetch(
-    ctx: Context, fmt: str, client: str, cfg: str, *, requests: int, concurrency: int
+    ctx: Context, fmt: str, client: str, cfg: str, *, seconds: float, concurrency: int
 ) -> dict[str, Any]:
-    """Wall time of ``requests`` non-streaming requests, ``concurrency`` at a time."""
+    """Non-streaming requests, ``concurrency`` at a time, for about ``seconds``: requests/s."""
     function = load("fetch", fmt, client)
     texts: set[str] = set()
+    done = 0
 
-    async def lane(count: int) -> None:
-        for _ in range(count):
+    async def lane(deadline: float) -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
             texts.add(await function(ctx, cfg))
+            done += 1
 
-    lanes = [requests // concurrency + (i < requests % concurrency) for i in range(concurrency)]
     gc.collect()
     start = time.perf_counter()
-    await asyncio.gather(*(lane(count) for count in lanes))
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "text": digest(texts.pop()) if len(texts) == 1 else "differs"}
+    await asyncio.gather(*(lane(start + seconds) for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    text = digest(texts.pop()) if len(texts) == 1 else "differs"
+    return {"rps": done / elapsed, "requests": done, "text": text}
 
 
 OPS = {"stream": op_stream, "ttft": op_ttft, "fetch": op_fetch}
