@@ -114,6 +114,22 @@ def _git() -> str:
     return commit + (" + uncommitted changes to rxllm/" if dirty else "")
 
 
+def _command(args: list[str]) -> str:
+    """The command line, with the ``--note`` text (shown above it) left out."""
+    shown, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--note":
+            shown.append('--note "..."')
+            skip = True
+        elif arg.startswith("--note="):
+            shown.append('--note "..."')
+        else:
+            shown.append(arg)
+    return " ".join(["python -m benchmarks", *shown])
+
+
 def environment(note: str, *, smoke: bool) -> dict[str, Any]:
     versions = {}
     for name in PACKAGES:
@@ -131,7 +147,7 @@ def environment(note: str, *, smoke: bool) -> dict[str, Any]:
         "packages": versions,
         "rxllm_commit": _git(),
         "load_before": os.getloadavg(),
-        "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
+        "command": _command(sys.argv[1:]),
         "note": note,
         "smoke": smoke,
     }
@@ -523,7 +539,8 @@ def _bars(
     for name, position, value in zip(names, positions, mids, strict=True):
         ratio = _ratio(runs, name, ref) if ref and name != ref else None
         label = f" {_number(value)}" + (f" ({ratio:.2f}x)" if ratio is not None else "")
-        ax.annotate(label, (value, position), va="center", fontsize=7, annotation_clip=False)
+        end = max(runs[name]) * scale  # right of the whisker
+        ax.annotate(label, (end, position), va="center", fontsize=7, annotation_clip=False)
 
 
 def _number(value: float) -> str:
