@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import rxllm
@@ -23,7 +24,7 @@ def _args(ctx: Context, fmt: str, cfg: str) -> dict[str, Any]:
     }
 
 
-async def _extract(ctx: Context, fmt: str, cfg: str, on_text: OnText) -> None:
+async def _extract(fmt: str, ctx: Context, cfg: str, on_text: OnText) -> None:
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     stream = await rxllm.acompletion(
         messages=MESSAGES, stream=True, api_key=API_KEY, **_args(ctx, fmt, cfg)
@@ -34,7 +35,7 @@ async def _extract(ctx: Context, fmt: str, cfg: str, on_text: OnText) -> None:
     await done
 
 
-async def _collect(ctx: Context, fmt: str, cfg: str, on_text: OnText) -> None:
+async def _collect(fmt: str, ctx: Context, cfg: str, on_text: OnText) -> None:
     stream = await rxllm.acompletion(
         messages=MESSAGES, stream=True, api_key=API_KEY, **_args(ctx, fmt, cfg)
     )
@@ -42,33 +43,17 @@ async def _collect(ctx: Context, fmt: str, cfg: str, on_text: OnText) -> None:
     on_text(response.text)
 
 
-async def _fetch(ctx: Context, fmt: str, cfg: str) -> str:
+async def _fetch(fmt: str, ctx: Context, cfg: str) -> str:
     response = await rxllm.acompletion(messages=MESSAGES, api_key=API_KEY, **_args(ctx, fmt, cfg))
     return response.text or ""
 
 
-async def extract_openai(ctx: Context, cfg: str, on_text: OnText) -> None:
-    await _extract(ctx, "openai", cfg, on_text)
-
-
-async def collect_openai(ctx: Context, cfg: str, on_text: OnText) -> None:
-    await _collect(ctx, "openai", cfg, on_text)
-
-
-async def fetch_openai(ctx: Context, cfg: str) -> str:
-    return await _fetch(ctx, "openai", cfg)
-
-
-async def extract_anthropic(ctx: Context, cfg: str, on_text: OnText) -> None:
-    await _extract(ctx, "anthropic", cfg, on_text)
-
-
-async def collect_anthropic(ctx: Context, cfg: str, on_text: OnText) -> None:
-    await _collect(ctx, "anthropic", cfg, on_text)
-
-
-async def fetch_anthropic(ctx: Context, cfg: str) -> str:
-    return await _fetch(ctx, "anthropic", cfg)
+extract_openai = functools.partial(_extract, "openai")
+collect_openai = functools.partial(_collect, "openai")
+fetch_openai = functools.partial(_fetch, "openai")
+extract_anthropic = functools.partial(_extract, "anthropic")
+collect_anthropic = functools.partial(_collect, "anthropic")
+fetch_anthropic = functools.partial(_fetch, "anthropic")
 
 
 async def close() -> None:
