@@ -1,5 +1,6 @@
-# The two commands of the README: `make demo` (the offline demo) and `make test` (lint, types,
-# tests). Both create .venv on first use; a fresh machine needs only python3, pip and make.
+# The commands of the README: `make demo` (the offline demo), `make test` (lint, types,
+# tests) and `make bench` (the benchmarks). Each creates .venv on first use; a fresh machine
+# needs only python3, pip and make.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -14,6 +15,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
 
+$(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
+	@touch $@
+
 demo: $(BIN)/.installed
 	$(BIN)/rxllm demo
 
@@ -24,6 +29,12 @@ lint: $(BIN)/.installed
 
 test: lint
 	$(BIN)/pytest
+
+# The benchmarks (several minutes): writes benchmarks/results.md, .json and .png.
+# BENCH_ARGS="--smoke" for a quick check, "--only per_chunk --clients floor-bulk,rxllm-extract"
+# for a quick look (python -m benchmarks --help).
+bench: $(BIN)/.bench-installed
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
