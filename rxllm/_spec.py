@@ -7,8 +7,8 @@ and maps error bodies to typed errors. It never does I/O and never touches Rx.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, Protocol, overload
 
 import msgspec
 
@@ -18,6 +18,7 @@ from .types import ChatChunk, ChatResponse, EmbeddingResponse, Message
 __all__ = [
     "SENSITIVE_HEADERS",
     "Call",
+    "DataEvents",
     "ChatCall",
     "EmbeddingCall",
     "EmbeddingProvider",
@@ -41,6 +42,79 @@ class SSEEvent(msgspec.Struct, gc=False):
     event: str = "message"
     id: str | None = None
     retry: int | None = None
+
+
+class DataEvents(Sequence[SSEEvent]):
+    """The events of one read when every one is a single ``data:`` line (the usual LLM
+    stream), kept as the raw block ``data: a\n\ndata: b...`` instead of one object each.
+
+    It is a sequence of :class:`SSEEvent` (built on first use) for parsers that go event by
+    event; a parser that decodes a whole read at once asks for :meth:`json_array`, which is
+    one ``bytes.replace``: no per-event work in Python at all.
+    """
+
+    __slots__ = ("_events", "blob", "last_id")
+
+    _SEPARATOR = b"\n\ndata: "
+
+    def __init__(self, blob: bytes, last_id: str | None = None) -> None:
+        self.blob = blob  # starts with b"data: ", events separated by b"\n\ndata: "
+        self.last_id = last_id
+        self._events: list[SSEEvent] | None = None
+
+    def _list(self) -> list[SSEEvent]:
+        events = self._events
+        if events is None:
+            last_id = self.last_id
+            events = self._events = [
+                SSEEvent(data, "message", last_id) for data in self.blob[6:].split(self._SEPARATOR)
+            ]
+        return events
+
+    def __len__(self) -> int:
+        return self.blob.count(self._SEPARATOR) + 1
+
+    @overload
+    def __getitem__(self, index: int) -> SSEEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[SSEEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> SSEEvent | list[SSEEvent]:
+        return self._list()[index]
+
+    def __iter__(self) -> Iterator[SSEEvent]:
+        return iter(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __add__(self, other: Sequence[SSEEvent]) -> list[SSEEvent]:
+        return [*self._list(), *other]
+
+    def __radd__(self, other: Sequence[SSEEvent]) -> list[SSEEvent]:
+        return [*other, *self._list()]
+
+    def __hash__(self) -> int:
+        return hash(self.blob)
+
+    def __repr__(self) -> str:
+        return f"DataEvents({self._list()!r})"
+
+    def json_array(self, end_marker: bytes) -> tuple[bytes | None, bool]:
+        """The payloads as one JSON array ``[p1,p2,...]``, leaving out a last event whose data
+        is ``end_marker`` (e.g. ``[DONE]``); and whether it was there. ``None`` when nothing
+        is left."""
+        blob = self.blob
+        marker = b"data: " + end_marker
+        ends = blob.endswith(marker) and (
+            len(blob) == len(marker) or blob.endswith(b"\n\n" + marker)
+        )
+        if ends:
+            blob = blob[: -len(marker) - 2]
+            if not blob:
+                return None, True
+        return b"[" + blob[6:].replace(self._SEPARATOR, b",") + b"]", ends
 
 
 def _mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -143,7 +217,7 @@ class StreamParser(Protocol):
     #: True once the provider's end-of-stream marker has been seen: stop reading.
     done: bool
 
-    def parse(self, events: list[Any]) -> tuple[list[ChatChunk], LLMError | None]:
+    def parse(self, events: Sequence[Any]) -> tuple[list[ChatChunk], LLMError | None]:
         """The events of one read (``SSEEvent`` s or NDJSON lines) -> their chunks, plus the
         error that stopped parsing part-way (an error event, an unparseable frame), if any.
         The chunks before the error are returned so they reach subscribers first."""
@@ -164,7 +238,7 @@ class EventParser:
         """One event -> a chunk, or None to skip it. Raise an ``LLMError`` to fail."""
         raise NotImplementedError
 
-    def parse(self, events: list[Any]) -> tuple[list[ChatChunk], LLMError | None]:
+    def parse(self, events: Sequence[Any]) -> tuple[list[ChatChunk], LLMError | None]:
         chunks: list[ChatChunk] = []
         feed = self.feed
         try:

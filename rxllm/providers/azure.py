@@ -20,6 +20,7 @@ A prompt refused by the filter is HTTP 400 ``code: content_filter`` ->
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 from .._spec import Call, ChatCall, EmbeddingCall, SSEEvent
@@ -62,7 +63,7 @@ class _AzureStreamParser(CompatibleStreamParser):
 
     __slots__ = ()
 
-    def parse(self, events: list[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+    def parse(self, events: Sequence[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
         chunks, error = super().parse(events)
         if chunks and not chunks[0].id:
             chunks = [c for c in chunks if c.id or c.choices or c.usage is not None]

@@ -10,12 +10,12 @@ their name, parameter sets and renames, and has hooks (``auth_headers``, ``url``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
 
-from .._spec import Call, ChatCall, EmbeddingCall, EventParser, HttpRequest, SSEEvent
+from .._spec import Call, ChatCall, DataEvents, EmbeddingCall, EventParser, HttpRequest, SSEEvent
 from ..errors import (
     ConfigurationError,
     ContentPolicyViolationError,
@@ -195,12 +195,18 @@ class OpenAIStreamParser(EventParser):
         self._model = model
         self.done = False
 
-    def parse(self, events: list[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
-        ends = bool(events) and events[-1].data == b"[DONE]"
-        body = events[:-1] if ends else events
-        if len(body) < 2:
-            return self.each(events)
-        payload = b"[" + b",".join([event.data for event in body]) + b"]"
+    def parse(self, events: Sequence[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+        if type(events) is DataEvents:
+            payload, ends = events.json_array(b"[DONE]")
+            if payload is None:
+                self.done = ends
+                return [], None
+        else:
+            ends = bool(events) and events[-1].data == b"[DONE]"
+            body = events[:-1] if ends else events
+            if len(body) < 2:
+                return self.each(events)
+            payload = b"[" + b",".join([event.data for event in body]) + b"]"
         for marker in self.markers:
             if marker in payload:
                 return self.each(events)
@@ -220,7 +226,7 @@ class OpenAIStreamParser(EventParser):
         self.done = ends
         return chunks, None
 
-    def each(self, events: list[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+    def each(self, events: Sequence[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
         """The events one by one (through :meth:`feed`)."""
         return EventParser.parse(self, events)
 

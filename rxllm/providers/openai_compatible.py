@@ -21,7 +21,7 @@ answers (its 400 becomes a typed ``BadRequestError``), and ``drop_params`` has n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -366,7 +366,7 @@ class CompatibleStreamParser(OpenAIStreamParser):
         self.reader = reader or WireReader(name)
         self.markers = markers
 
-    def each(self, events: list[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+    def each(self, events: Sequence[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
         chunks: list[ChatChunk] = []
         for event in events:
             data = event.data

@@ -25,7 +25,9 @@ arrives, so a large event trickled byte by byte costs linear, not quadratic, tim
 
 from __future__ import annotations
 
-from .._spec import SSEEvent
+from collections.abc import Sequence
+
+from .._spec import DataEvents, SSEEvent
 from ..errors import MalformedResponseError
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent"]
@@ -58,7 +60,7 @@ class SSEDecoder:
         self.last_event_id: str | None = None
         self.retry: int | None = None
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
+    def feed(self, chunk: bytes) -> Sequence[SSEEvent]:
         """Add the next bytes of the body; return the events they complete."""
         if not self._started:
             chunk = self._head + chunk
@@ -103,10 +105,7 @@ class SSEDecoder:
         if complete.startswith(b"data: "):
             separators = complete.count(b"\n\ndata: ")
             if complete.count(b"\n") == 2 * separators:
-                last_id = self.last_event_id
-                return [
-                    SSEEvent(data, "message", last_id) for data in complete[6:].split(b"\n\ndata: ")
-                ]
+                return DataEvents(complete, self.last_event_id)
         blocks = complete.split(b"\n\n")
         events: list[SSEEvent] = []
         append = events.append
