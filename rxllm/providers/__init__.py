@@ -66,6 +66,13 @@ _REGISTRY: dict[str, ProviderInfo] = {
             reasoning=False,
             embeddings=True,
         ),
+        ProviderInfo(
+            name="mock",
+            module="rxllm.providers.mock",
+            default_api_base="rxllm+loopback://mock",
+            key_required=False,
+            tools=True,
+        ),
     )
 }
 
