@@ -49,8 +49,8 @@ def rxllm_cli(
 
 
 def clean(result: subprocess.CompletedProcess[str]) -> None:
-    assert "Traceback" not in result.stderr, result.stderr
-    assert "Unclosed" not in result.stderr, result.stderr
+    for noise in ("Traceback", "Unclosed", "Task was destroyed", "Exception ignored"):
+        assert noise not in result.stderr, result.stderr
     assert API_KEY not in result.stdout + result.stderr
 
 
@@ -102,6 +102,19 @@ def test_chat_streams_the_answer_as_plain_text_when_piped(server: ReplayServer, 
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": QUESTION},
     ]
+
+
+def test_exiting_right_after_the_answer_leaves_nothing_pending(
+    server: ReplayServer, base: str
+) -> None:
+    """The server sends [DONE] but ends the body only later: the command prints the answer and
+    exits at once, cancelling the drain of that connection cleanly."""
+    server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse"), delay=5))
+    started = time.monotonic()
+    result = rxllm_cli("chat", QUESTION, "-m", "openai/gpt-4o", "--api-base", base)
+    clean(result)
+    assert result.returncode == 0 and result.stdout == TEXT + "\n"
+    assert time.monotonic() - started < 5
 
 
 def test_chat_reads_the_question_and_base_url_from_stdin_and_environment(

@@ -4,7 +4,10 @@ over real loopback HTTP by rxllm's loopback server - so every stream contract st
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -261,3 +264,27 @@ async def test_loopback_server_plays_back_a_scripted_reply() -> None:
         assert response.status == 400
     finally:
         response.release()
+
+
+# --- the README's section on the mock provider runs as written -----------------------------------
+
+
+def readme_mock_blocks() -> list[str]:
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    section = text[text.index("\n## Testing your code with the mock provider") :]
+    section = section[: section.index("\n## ", 1)]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_readme_mock_examples_run() -> None:
+    blocks = readme_mock_blocks()
+    assert len(blocks) == 2
+    tests_run = 0
+    for code in blocks:
+        namespace: dict[str, Any] = {"__name__": "__readme__"}
+        exec(compile(code, "README.md", "exec"), namespace)
+        for name, function in namespace.items():
+            if name.startswith("test_") and callable(function):
+                function()
+                tests_run += 1
+    assert tests_run == 2
