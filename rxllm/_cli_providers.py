@@ -37,11 +37,17 @@ def provider_records() -> list[dict[str, Any]]:
                 "env_keys": list(info.env_keys),
                 "key_set": providers.api_key_for(info, None) is not None,
                 "api_base": info.default_api_base,
-                "env_api_base": info.env_api_base,
+                "env_api_base": _names(info.env_api_base),
                 "default_model": info.default_model,
             }
         )
     return records
+
+
+def _names(variables: str | tuple[str, ...] | None) -> list[str]:
+    if variables is None:
+        return []
+    return [variables] if isinstance(variables, str) else list(variables)
 
 
 def _key_cell(record: dict[str, Any]) -> str:
@@ -56,9 +62,9 @@ def provider_rows() -> list[list[str]]:
     caps = capability_names()
     rows = [["provider", *caps, "API key", "default model", "api_base"]]
     for record in provider_records():
-        base = record["api_base"]
+        base = record["api_base"] or "(none: pass one)"
         if record["env_api_base"]:
-            base += f" (or ${record['env_api_base']})"
+            base += " (or $" + " / $".join(record["env_api_base"]) + ")"
         rows.append(
             [
                 record["name"],

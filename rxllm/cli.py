@@ -17,8 +17,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-DEFAULT_MODEL = "openai/gpt-4o-mini"
-
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_BROKEN_PIPE = 141
@@ -55,8 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "-m",
         "--model",
-        help=f"provider/model (default: $RXLLM_MODEL or {DEFAULT_MODEL}); "
-        "a provider alone uses its default model",
+        help="provider/model (default: $RXLLM_MODEL, else the default model of the first "
+        "provider whose API key is set); a provider alone means its default model",
     )
     chat.add_argument("-s", "--system", help="a system prompt")
     chat.add_argument(
@@ -174,6 +172,33 @@ def _question(args: argparse.Namespace) -> str:
     return text
 
 
+def _default_model() -> str:
+    """``$RXLLM_MODEL``, else the default model of the first provider whose key is set."""
+    from . import providers
+
+    chosen = os.environ.get("RXLLM_MODEL")
+    if chosen:
+        return chosen
+    for name in providers.list_providers():
+        info = providers.provider_info(name)
+        if info.env_keys and info.default_model and providers.api_key_for(info, None):
+            return f"{name}/{info.default_model}"
+    raise UsageError(
+        "name a model with -m provider/model (or set RXLLM_MODEL): no provider's API key is "
+        "set (see `rxllm providers`)"
+    )
+
+
+def _example_model() -> str:
+    from . import providers
+
+    for name in providers.list_providers():
+        default = providers.provider_info(name).default_model
+        if default:
+            return f"{name}/{default}"
+    return "provider/model"
+
+
 def _resolve_model(model: str, api_key: str | None) -> str:
     """``provider/model`` checked against the registry, with the key found (before any I/O)."""
     from . import providers
@@ -190,7 +215,7 @@ def _resolve_model(model: str, api_key: str | None) -> str:
         known = ", ".join(providers.list_providers())
         raise UsageError(
             f"cannot tell the provider of {model!r}: write provider/model, "
-            f"e.g. {DEFAULT_MODEL} (providers: {known})"
+            f"e.g. {_example_model()} (providers: {known})"
         ) from None
     info = providers.provider_info(name)
     if info.key_required and providers.api_key_for(info, api_key) is None:
@@ -212,8 +237,8 @@ def _labels(models: list[str]) -> list[str]:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    models = args.compare or [args.model or os.environ.get("RXLLM_MODEL") or DEFAULT_MODEL]
     question = _question(args)
+    models = args.compare or [args.model or _default_model()]
     params = _params(args.param)
     resolved = [_resolve_model(model, args.api_key) for model in models]
 

@@ -54,6 +54,11 @@ def clean(result: subprocess.CompletedProcess[str]) -> None:
     assert API_KEY not in result.stdout + result.stderr
 
 
+def chat(base: str, *extra: str) -> list[str]:
+    """``chat "Hi" -m openai/gpt-4o --api-base <base> <extra>``."""
+    return ["chat", "Hi", "-m", "openai/gpt-4o", "--api-base", base, *extra]
+
+
 def weather(piece: int = 200, delay: float = 0.002) -> Reply:
     return Reply(body=fixture_bytes("openai/stream_text_usage.sse"), piece=piece, delay=delay)
 
@@ -126,6 +131,24 @@ def test_chat_reads_the_question_and_base_url_from_stdin_and_environment(
     clean(result)
     assert result.returncode == 0 and result.stdout == TEXT + "\n"
     assert server.requests[0].json()["messages"] == [{"role": "user", "content": QUESTION}]
+
+
+def test_without_a_model_the_first_provider_with_a_key_answers(
+    server: ReplayServer, base: str
+) -> None:
+    server.queue(weather())
+    env = cli_env(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=base)
+    result = rxllm_cli("chat", QUESTION, env=env)
+    clean(result)
+    assert result.returncode == 0 and result.stdout == TEXT + "\n"
+    assert server.requests[0].json()["model"] == "gpt-4o-mini"  # the registry's default
+    nothing = rxllm_cli("chat", QUESTION, env=cli_env())
+    assert nothing.returncode == 2
+    assert nothing.stderr == (
+        "rxllm: name a model with -m provider/model (or set RXLLM_MODEL): no provider's API key "
+        "is set (see `rxllm providers`)\n"
+    )
+    assert len(server.requests) == 1
 
 
 def test_chat_json_prints_every_chunk_as_a_json_line(server: ReplayServer, base: str) -> None:
@@ -268,7 +291,7 @@ def test_error_mid_stream_keeps_the_partial_answer_on_stdout(
     body = fixture_bytes("openai/stream_text_usage.sse")
     cut = body.rindex(b"data: ", 0, body.index(b'"content":" weather"'))  # before " weather"
     server.queue(Reply(body=body, drop_after=cut))
-    result = rxllm_cli("chat", "Hi", "-m", "openai/gpt-4o", "--api-base", base)
+    result = rxllm_cli(*chat(base))
     clean(result)
     assert result.returncode == 1
     assert result.stdout == "I'm unable to provide real-time\n"
@@ -277,7 +300,7 @@ def test_error_mid_stream_keeps_the_partial_answer_on_stdout(
 
 
 def test_missing_key_is_a_clear_message_and_exit_2(server: ReplayServer, base: str) -> None:
-    result = rxllm_cli("chat", "Hi", "-m", "openai/gpt-4o", "--api-base", base, env=cli_env())
+    result = rxllm_cli(*chat(base), env=cli_env())
     clean(result)
     assert result.returncode == 2
     assert result.stdout == ""
@@ -287,17 +310,7 @@ def test_missing_key_is_a_clear_message_and_exit_2(server: ReplayServer, base: s
 
 def test_api_key_option_and_usage_errors(server: ReplayServer, base: str) -> None:
     server.queue(weather())
-    result = rxllm_cli(
-        "chat",
-        "Hi",
-        "-m",
-        "openai/gpt-4o",
-        "--api-base",
-        base,
-        "--api-key",
-        "sk-flag",
-        env=cli_env(),
-    )
+    result = rxllm_cli(*chat(base, "--api-key", "sk-flag"), env=cli_env())
     assert result.returncode == 0 and result.stdout == TEXT + "\n"
     assert server.requests[0].headers["Authorization"] == "Bearer sk-flag"
     unknown = rxllm_cli("chat", "Hi", "-m", "gpt-4o")
@@ -456,11 +469,16 @@ def test_help_and_providers_import_nothing_heavy() -> None:
 # --- a terminal: rich rendering, and the plain fallback without rich -----------------------------
 
 
-def run_in_terminal(args: list[str], env: dict[str, str], timeout: float = 30) -> tuple[int, str]:
+def run_in_terminal(
+    *args: str, env: dict[str, str], launch: tuple[str, ...] = ("-m", "rxllm"), timeout: float = 30
+) -> tuple[int, str]:
     """Run the CLI with a pseudo-terminal as its stdout; return its exit code and screen text."""
     pty = pytest.importorskip("pty")
     master, slave = pty.openpty()
-    process = subprocess.Popen(args, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, env=env)
+    command = [sys.executable, *launch, *args]
+    process = subprocess.Popen(
+        command, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL, env=env
+    )
     os.close(slave)
     output = b""
     try:
@@ -497,21 +515,7 @@ def test_on_a_terminal_the_answer_is_rendered_with_rich(
 ) -> None:
     pytest.importorskip("rich")
     server.queue(weather())
-    code, raw = run_in_terminal(
-        [
-            sys.executable,
-            "-m",
-            "rxllm",
-            "chat",
-            "Hi",
-            "-m",
-            "openai/gpt-4o",
-            "--api-base",
-            base,
-            "--stats",
-        ],
-        terminal_env,
-    )
+    code, raw = run_in_terminal(*chat(base, "--stats"), env=terminal_env)
     assert code == 0, raw
     assert "\x1b[" in raw  # rich drew a live view
     text = screen_text(raw)
@@ -524,21 +528,8 @@ def test_compare_on_a_terminal_shows_columns(
 ) -> None:
     pytest.importorskip("rich")
     server.responder = lambda request: weather()
-    code, raw = run_in_terminal(
-        [
-            sys.executable,
-            "-m",
-            "rxllm",
-            "chat",
-            "Hi",
-            "--compare",
-            "openai/gpt-4o",
-            "openai/gpt-4o-mini",
-            "--api-base",
-            base,
-        ],
-        terminal_env,
-    )
+    models = ["--compare", "openai/gpt-4o", "openai/gpt-4o-mini"]
+    code, raw = run_in_terminal("chat", "Hi", *models, "--api-base", base, env=terminal_env)
     assert code == 0, raw
     text = screen_text(raw)
     assert "╭─ openai/gpt-4o " in text and "╭─ openai/gpt-4o-mini " in text
@@ -554,9 +545,6 @@ def test_without_rich_a_terminal_gets_plain_text(
         "from rxllm.cli import main\n"
         "raise SystemExit(main(sys.argv[1:]))\n"
     )
-    code, raw = run_in_terminal(
-        [sys.executable, "-c", no_rich, "chat", "Hi", "-m", "openai/gpt-4o", "--api-base", base],
-        terminal_env,
-    )
+    code, raw = run_in_terminal(*chat(base), env=terminal_env, launch=("-c", no_rich))
     assert code == 0, raw
     assert raw.replace("\r\n", "\n") == TEXT + "\n"

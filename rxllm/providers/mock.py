@@ -33,7 +33,7 @@ import msgspec
 
 from .. import errors
 from .._assemble import assemble
-from .._spec import Call, ChatCall, HttpRequest, ScriptedReply
+from .._spec import Call, ChatCall, HttpRequest, ScriptedReply, SSEEvent
 from ..errors import (
     APIConnectionError,
     APIStatusError,
@@ -323,13 +323,19 @@ def _typed_error(
 class MockStreamParser(OpenAIStreamParser):
     """OpenAI's chunk format; an error event becomes the error class the mock was asked for."""
 
-    __slots__ = ()
+    __slots__ = ("_mock_model",)
 
-    def _not_a_chunk(self, data: bytes) -> LLMError:
-        error = super()._not_a_chunk(data)
-        if isinstance(error, MalformedResponseError):
-            return error
-        return _typed_error(None, data, {}, self._model)
+    def __init__(self, name: str, model: str) -> None:
+        super().__init__(name, model)
+        self._mock_model = model
+
+    def feed(self, event: SSEEvent) -> ChatChunk | None:
+        try:
+            return super().feed(event)
+        except MalformedResponseError:
+            raise
+        except LLMError:  # an error event: read it the mock's way
+            raise _typed_error(None, event.data, {}, self._mock_model) from None
 
 
 class MockProvider(OpenAIProvider):
