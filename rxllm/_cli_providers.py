@@ -51,30 +51,34 @@ def _names(variables: str | tuple[str, ...] | None) -> list[str]:
 
 
 def _key_cell(record: dict[str, Any]) -> str:
+    names = " or ".join(record["env_keys"])
+    state = "set" if record["key_set"] else "not set"
     if not record["key_required"]:
-        return "not needed"
-    names = " or ".join(record["env_keys"]) or "api_key="
-    return f"{names} ({'set' if record['key_set'] else 'not set'})"
+        return f"optional: {names} ({state})" if names else "not needed"
+    return f"{names or 'api_key='} ({state})"
+
+
+def _base_cell(record: dict[str, Any]) -> str:
+    variables = " / ".join("$" + name for name in record["env_api_base"])
+    if not record["api_base"]:
+        return f"set {variables} or --api-base" if variables else "--api-base"
+    return f"{record['api_base']} (or {variables})" if variables else record["api_base"]
 
 
 def provider_rows() -> list[list[str]]:
     """A header, then one row per provider (yes / - for each capability)."""
     caps = capability_names()
-    rows = [["provider", *caps, "API key", "default model", "api_base"]]
-    for record in provider_records():
-        base = record["api_base"] or "(none: pass one)"
-        if record["env_api_base"]:
-            base += " (or $" + " / $".join(record["env_api_base"]) + ")"
-        rows.append(
-            [
-                record["name"],
-                *("yes" if record[cap] else "-" for cap in caps),
-                _key_cell(record),
-                record["default_model"] or "-",
-                base,
-            ]
-        )
-    return rows
+    header = ["provider", *caps, "API key", "default model", "api_base"]
+    return [header] + [
+        [
+            record["name"],
+            *("yes" if record[cap] else "-" for cap in caps),
+            _key_cell(record),
+            record["default_model"] or "-",
+            _base_cell(record),
+        ]
+        for record in provider_records()
+    ]
 
 
 def print_providers(out: TextIO, *, as_json: bool) -> None:
