@@ -44,11 +44,6 @@ def _text(chunk: ChatChunk) -> str | None:
     return choices[0].delta.content if choices else None
 
 
-def _reasoning(chunk: ChatChunk) -> str | None:
-    choices = chunk.choices
-    return choices[0].delta.reasoning_content if choices else None
-
-
 def one_line(error: BaseException) -> str:
     """``Type: message`` on one line (typed errors name provider, model, status and code)."""
     return f"{type(error).__name__}: {' '.join(str(error).split())}"

@@ -292,6 +292,41 @@ def _error_reply(
     )
 
 
+def _whole_reply(
+    call: ChatCall, transcript: bytes | None, text: str, kind: int | type[LLMError] | None
+) -> ScriptedReply:
+    """The reply to a non-streaming call: one ``chat.completion`` body, or the error."""
+    if transcript is not None and transcript.lstrip().startswith(b"{"):
+        body = transcript  # a recorded chat.completion body: served as it is
+    elif transcript is not None:
+        body = _assembled(call, transcript)
+    else:
+        body = _response_body(call, text)
+    if kind is None:
+        return ScriptedReply(headers=_JSON_HEADERS, pieces=[body])
+    before = [body[: len(body) // 2]] if kind is StreamTruncatedError else []
+    return _error_reply(kind, before, False, _JSON_HEADERS)
+
+
+def _stream_reply(
+    call: ChatCall,
+    transcript: bytes | None,
+    text: str,
+    kind: int | type[LLMError] | None,
+    after: int,
+) -> ScriptedReply:
+    """The reply to a streaming call: the events, or the first ``after`` and the error."""
+    if transcript is None:
+        content, closing = _text_events(call, text)
+    elif transcript.lstrip().startswith(b"{"):
+        raise _bad("mock_transcript is a JSON response; a stream needs a recorded SSE body", call)
+    else:
+        content, closing = _transcript_events(transcript)
+    if kind is None:
+        return ScriptedReply(headers=_SSE_HEADERS, pieces=content + closing)
+    return _error_reply(kind, content[: min(after, len(content))], True, _SSE_HEADERS)
+
+
 def _typed_error(
     status: int | None, body: bytes, headers: Mapping[str, str], model: str
 ) -> LLMError:
@@ -356,35 +391,10 @@ class MockProvider(OpenAIProvider):
             raise _bad("pass mock_response= or mock_transcript=, not both", call)
         transcript = _transcript(recorded, call) if recorded is not None else None
         text = _last_user_text(call) if response is None else str(response)
-
-        if not call.stream:
-            if transcript is not None and transcript.lstrip().startswith(b"{"):
-                body = transcript  # a recorded chat.completion body: served as it is
-            elif transcript is not None:
-                body = _assembled(call, transcript)
-            else:
-                body = _response_body(call, text)
-            if kind is not None:
-                half = [body[: len(body) // 2], body[len(body) // 2 :]]
-                reply = _error_reply(
-                    kind, half[:1] if kind is StreamTruncatedError else [], False, _JSON_HEADERS
-                )
-            else:
-                reply = ScriptedReply(headers=_JSON_HEADERS, pieces=[body])
+        if call.stream:
+            reply = _stream_reply(call, transcript, text, kind, after)
         else:
-            if transcript is not None:
-                if transcript.lstrip().startswith(b"{"):
-                    raise _bad(
-                        "mock_transcript is a JSON response; a stream needs a recorded SSE body",
-                        call,
-                    )
-                content, closing = _transcript_events(transcript)
-            else:
-                content, closing = _text_events(call, text)
-            if kind is not None:
-                reply = _error_reply(kind, content[: min(after, len(content))], True, _SSE_HEADERS)
-            else:
-                reply = ScriptedReply(headers=_SSE_HEADERS, pieces=content + closing)
+            reply = _whole_reply(call, transcript, text, kind)
         reply.first_delay, reply.delay = first_delay, delay
         headers = {"Content-Type": "application/msgpack", **call.extra_headers}
         url = call.api_base.rstrip("/") + "/chat/completions"
