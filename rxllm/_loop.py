@@ -103,6 +103,13 @@ def _shutdown() -> None:
         return
 
     async def finish() -> None:
+        # Like asyncio.run: cancel what is still running (a stream still reading, a finished
+        # one draining its connection), so no task is destroyed pending; then the hooks.
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=2)
         for hook in _shutdown_hooks:
             with contextlib.suppress(Exception):  # best effort at exit
                 await hook(loop)

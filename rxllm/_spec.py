@@ -16,6 +16,7 @@ from .errors import LLMError
 from .types import ChatChunk, ChatResponse, EmbeddingResponse, Message
 
 __all__ = [
+    "LOOPBACK_SCHEME",
     "SENSITIVE_HEADERS",
     "Call",
     "DataEvents",
@@ -26,6 +27,7 @@ __all__ = [
     "HttpRequest",
     "Provider",
     "SSEEvent",
+    "ScriptedReply",
     "StreamParser",
 ]
 
@@ -33,6 +35,29 @@ __all__ = [
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization"}
 )
+
+
+#: URL prefix of rxllm's in-process loopback server (``rxllm.transport.loopback``): a request
+#: sent there carries a :class:`ScriptedReply` as its body and gets exactly that reply back.
+LOOPBACK_SCHEME = "rxllm+loopback://"
+
+
+class ScriptedReply(msgspec.Struct, kw_only=True, gc=False):
+    """An HTTP reply for the loopback server to play back, sent to it (msgpack) as the request
+    body. A provider module that simulates a provider describes the wire with it and stays pure
+    translation: the transport floor serves it, over real TCP, like any remote server."""
+
+    status: int = 200
+    headers: dict[str, str] = {}
+    #: The body, written piece by piece.
+    pieces: list[bytes] = []
+    #: Seconds before the first piece (time to first byte) and before each later one.
+    first_delay: float = 0.0
+    delay: float = 0.0
+    #: Cut the connection after this many pieces instead of ending the body normally.
+    abort_after: int | None = None
+    #: Cut the connection before answering at all (a server that cannot be reached).
+    refuse: bool = False
 
 
 class SSEEvent(msgspec.Struct, gc=False):

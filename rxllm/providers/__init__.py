@@ -161,6 +161,13 @@ _REGISTRY: dict[str, ProviderInfo] = {
             vision=True,
             reasoning=True,
         ),
+        ProviderInfo(
+            name="mock",
+            module="rxllm.providers.mock",
+            default_api_base="rxllm+loopback://mock",
+            key_required=False,
+            tools=True,
+        ),
     )
 }
 

@@ -6,7 +6,7 @@ import asyncio
 
 import aiohttp
 
-from .._spec import HttpRequest
+from .._spec import LOOPBACK_SCHEME, HttpRequest
 from ..errors import APIConnectionError, APITimeoutError, LLMError, StreamTruncatedError
 from .session import get_session
 
@@ -25,11 +25,18 @@ def _timeouts(timeout: float | None, stream: bool) -> aiohttp.ClientTimeout:
 async def send(
     request: HttpRequest, *, timeout: float | None, stream: bool
 ) -> aiohttp.ClientResponse:
-    """Send ``request`` on the running loop's session; the response's body is not read yet."""
+    """Send ``request`` on the running loop's session; the response's body is not read yet.
+
+    A URL of rxllm's loopback server (``rxllm+loopback://``) is sent to it on 127.0.0.1."""
+    url = request.url
     try:
+        if url.startswith(LOOPBACK_SCHEME):
+            from .loopback import resolve
+
+            url = await resolve(url)
         return await get_session().request(
             request.method,
-            request.url,
+            url,
             headers=request.headers,
             data=request.body,
             timeout=_timeouts(timeout, stream),
@@ -37,7 +44,7 @@ async def send(
         )
     except asyncio.TimeoutError as exc:
         raise APITimeoutError(f"no response within {timeout} s") from exc
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, OSError) as exc:
         raise APIConnectionError(f"could not reach {_origin(request.url)}: {exc}") from exc
 
 
