@@ -13,7 +13,8 @@ from typing import Any, Literal, overload
 
 import msgspec
 
-from . import providers
+from . import _checks, providers
+from ._checks import Verify
 from ._loop import run_sync
 from ._spec import ChatCall, EmbeddingCall, EmbeddingProvider, HttpRequest, Provider
 from .errors import BadRequestError, ConfigurationError
@@ -70,26 +71,29 @@ def _common(
     params: Mapping[str, Any] | None,
     option_names: Callable[[Any], frozenset[str]],
     capability: str | None = None,
+    verify: Verify = True,
 ) -> tuple[Any, dict[str, Any]]:
     """Resolve provider, key, base URL and options shared by every kind of call.
 
     Returns the provider implementation and the keyword arguments of a ``Call``; request
     parameters are left in ``params`` for the caller to check against the provider."""
+    _checks.check_name(provider, "provider")
+    _checks.check_name(model, "model")
     name, model_name = providers.split_model(provider, model)
     info = providers.provider_info(name)
     if capability is not None and not getattr(info, capability):
         raise ConfigurationError(f"{name} does not offer {capability}", provider=name)
     spec = providers.get_provider(name)
-    key = providers.api_key_for(info, api_key)
+    key = _checks.check_api_key(providers.api_key_for(info, api_key), name)
     if key is None and info.key_required:
         variables = " or ".join(info.env_keys) or "api_key="
         raise ConfigurationError(
             f"no API key for {name}: pass api_key=... or set {variables}", provider=name
         )
     base = api_base or (os.environ.get(info.env_api_base) if info.env_api_base else None)
-    base = base or info.default_api_base
-    if timeout is not None and timeout <= 0:
-        raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
+    base = _checks.check_api_base(base or info.default_api_base, name)
+    timeout = _checks.check_timeout(timeout)
+    _checks.check_flag(drop_params, "drop_params")
     names = option_names(spec)
     options: dict[str, Any] = {}
     request_params: dict[str, Any] = {}
@@ -100,6 +104,7 @@ def _common(
             raise BadRequestError("pass stream= as its own argument")
         else:
             request_params[k] = v
+    _checks.check_params(request_params)
     for option, variable in info.env_options.items():
         if option not in options and os.environ.get(variable):
             options[option] = os.environ[variable]
@@ -111,11 +116,24 @@ def _common(
         "api_base": base,
         "timeout": timeout,
         "drop_params": drop_params,
-        "extra_headers": dict(extra_headers or {}),
-        "extra_body": dict(extra_body or {}),
+        "extra_headers": _checks.check_headers(extra_headers),
+        "extra_body": _checks.check_mapping(extra_body, "extra_body"),
         "options": options,
+        "verify": _checks.check_verify(verify),
     }
     return spec, common
+
+
+def _built(build: Callable[[], HttpRequest], common: dict[str, Any]) -> HttpRequest:
+    """Build the request; a value JSON cannot carry is the caller's error, found before I/O."""
+    try:
+        return build()
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise BadRequestError(
+            f"the request cannot be encoded as JSON: {exc}",
+            provider=common["provider"],
+            model=common["model"],
+        ) from None
 
 
 def _checked(check: Callable[[], dict[str, Any]], common: dict[str, Any]) -> dict[str, Any]:
@@ -139,8 +157,10 @@ def prepare(
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
+    verify: Verify = True,
 ) -> tuple[ChatCall, Provider, HttpRequest]:
     """Validate a chat call and build its HTTP request, without sending anything."""
+    _checks.check_flag(stream, "stream")
     spec, common = _common(
         provider,
         model,
@@ -153,13 +173,14 @@ def prepare(
         params=params,
         option_names=lambda p: p.option_names,
         capability=None if not stream else "streaming",
+        verify=verify,
     )
     provider_spec: Provider = spec
     common["params"] = _checked(
         lambda: provider_spec.check_params(common["params"], drop_params), common
     )
     call = ChatCall(messages=_messages(messages), stream=stream, **common)
-    return call, provider_spec, provider_spec.build_request(call)
+    return call, provider_spec, _built(lambda: provider_spec.build_request(call), common)
 
 
 def prepare_embedding(
@@ -174,6 +195,7 @@ def prepare_embedding(
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
+    verify: Verify = True,
 ) -> tuple[EmbeddingCall, EmbeddingProvider, HttpRequest]:
     """Validate an embedding call and build its HTTP request, without sending anything."""
     texts = [input] if isinstance(input, str) else list(input)
@@ -191,13 +213,14 @@ def prepare_embedding(
         params=params,
         option_names=lambda p: p.option_names,
         capability="embeddings",
+        verify=verify,
     )
     provider_spec: EmbeddingProvider = spec
     common["params"] = _checked(
         lambda: provider_spec.check_embedding_params(common["params"], drop_params), common
     )
     call = EmbeddingCall(input=texts, **common)
-    return call, provider_spec, provider_spec.build_embedding_request(call)
+    return call, provider_spec, _built(lambda: provider_spec.build_embedding_request(call), common)
 
 
 async def _fetch_embedding(
@@ -223,6 +246,7 @@ def embedding(
     drop_params: bool = False,
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    verify: Verify = True,
     **params: Any,
 ) -> EmbeddingResponse:
     """Embed a string or a list of strings; blocks until the vectors arrive."""
@@ -237,6 +261,7 @@ def embedding(
         extra_headers=extra_headers,
         extra_body=extra_body,
         params=params,
+        verify=verify,
     )
     return run_sync(_fetch_embedding(call, spec, request))
 
@@ -252,6 +277,7 @@ async def aembedding(
     drop_params: bool = False,
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    verify: Verify = True,
     **params: Any,
 ) -> EmbeddingResponse:
     """:func:`embedding` for asyncio."""
@@ -266,6 +292,7 @@ async def aembedding(
         extra_headers=extra_headers,
         extra_body=extra_body,
         params=params,
+        verify=verify,
     )
     return await _fetch_embedding(call, spec, request)
 
@@ -283,6 +310,7 @@ def completion(
     drop_params: bool = ...,
     extra_headers: Mapping[str, str] | None = ...,
     extra_body: Mapping[str, Any] | None = ...,
+    verify: Verify = ...,
     **params: Any,
 ) -> ChatStream: ...
 
@@ -300,6 +328,7 @@ def completion(
     drop_params: bool = ...,
     extra_headers: Mapping[str, str] | None = ...,
     extra_body: Mapping[str, Any] | None = ...,
+    verify: Verify = ...,
     **params: Any,
 ) -> ChatResponse: ...
 
@@ -316,6 +345,7 @@ def completion(
     drop_params: bool = False,
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    verify: Verify = True,
     **params: Any,
 ) -> ChatStream | ChatResponse:
     """Chat with any provider.
@@ -326,6 +356,10 @@ def completion(
     starts at the first subscription. Other keyword arguments are request parameters
     (``temperature``, ``max_tokens``, ``tools``, ...); a parameter the provider cannot take
     raises ``UnsupportedParamsError`` unless ``drop_params=True``.
+
+    ``verify`` is TLS certificate verification: on by default (the system's CAs); a path to a
+    CA bundle (PEM file or hashed directory) or an ``ssl.SSLContext`` trusts those instead;
+    ``verify=False`` turns it off, with a ``RuntimeWarning``.
     """
     call, spec, request = prepare(
         provider,
@@ -339,6 +373,7 @@ def completion(
         extra_headers=extra_headers,
         extra_body=extra_body,
         params=params,
+        verify=verify,
     )
     if stream:
         return ChatStream(call, spec, request)
@@ -358,6 +393,7 @@ async def acompletion(
     drop_params: bool = ...,
     extra_headers: Mapping[str, str] | None = ...,
     extra_body: Mapping[str, Any] | None = ...,
+    verify: Verify = ...,
     **params: Any,
 ) -> ChatStream: ...
 
@@ -375,6 +411,7 @@ async def acompletion(
     drop_params: bool = ...,
     extra_headers: Mapping[str, str] | None = ...,
     extra_body: Mapping[str, Any] | None = ...,
+    verify: Verify = ...,
     **params: Any,
 ) -> ChatResponse: ...
 
@@ -391,6 +428,7 @@ async def acompletion(
     drop_params: bool = False,
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    verify: Verify = True,
     **params: Any,
 ) -> ChatStream | ChatResponse:
     """:func:`completion` for asyncio: the request runs on the running loop.
@@ -410,6 +448,7 @@ async def acompletion(
         extra_headers=extra_headers,
         extra_body=extra_body,
         params=params,
+        verify=verify,
     )
     if stream:
         chat_stream = ChatStream(call, spec, request)

@@ -8,12 +8,15 @@ and maps error bodies to typed errors. It never does I/O and never touches Rx.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import msgspec
 
 from .errors import LLMError
 from .types import ChatChunk, ChatResponse, EmbeddingResponse, Message
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "SENSITIVE_HEADERS",
@@ -81,6 +84,7 @@ class Call:
         "params",
         "provider",
         "timeout",
+        "verify",
     )
 
     def __init__(
@@ -96,6 +100,7 @@ class Call:
         extra_headers: dict[str, str] | None = None,
         extra_body: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
+        verify: bool | ssl.SSLContext = True,
     ) -> None:
         self.provider = provider
         self.model = model
@@ -107,6 +112,8 @@ class Call:
         self.extra_headers = extra_headers or {}
         self.extra_body = extra_body or {}
         self.options = options or {}
+        #: TLS verification for the transport: True, False, or a context trusting a CA bundle.
+        self.verify = verify
 
     def __repr__(self) -> str:
         key = "***" if self.api_key else None
