@@ -89,7 +89,12 @@ async def fetch(
         response.release()
         if response.status >= 300:
             raise map_error(response.status, body, response.headers)
-        return parse(body)
+        try:
+            return parse(body)
+        except LLMError as error:  # a body that is no answer: say which status brought it
+            if error.status_code is None:
+                error.status_code = response.status
+            raise
     except LLMError as error:
         raise _add_context(error, call, request_id) from error.__cause__
 

@@ -87,26 +87,29 @@ async def aflush(rounds: int = 3) -> None:
 class Snapshot:
     tasks: int  # asyncio tasks on the loop, not counting the one that looks
     sockets: int  # our client sockets to the servers' ports
-    acquired: int  # connections the loop's aiohttp connector has handed out
-    idle: int  # keep-alive connections parked in its pool
+    acquired: int  # connections the aiohttp connectors have handed out (every loop)
+    idle: int  # keep-alive connections to the servers' ports parked in their pools
     sessions: int  # rxllm sessions alive (one per loop that used rxllm)
 
 
-def _connector_counts(loop: asyncio.AbstractEventLoop) -> tuple[int, int]:
-    session = sessions._sessions.get(loop)
-    if session is None or session.closed:
-        return 0, 0
-    connector = session.connector
-    assert connector is not None
-    idle = sum(len(conns) for conns in connector._conns.values())
-    return len(connector._acquired), idle
+def _connector_counts(ports: tuple[int, ...]) -> tuple[int, int]:
+    """(connections handed out, idle keep-alive connections to ``ports``) over the sessions of
+    every loop; aiohttp keeps no public count, so this reads its connectors' two collections."""
+    acquired = idle = 0
+    for session in list(sessions._sessions.values()):
+        connector = session.connector
+        if session.closed or connector is None:
+            continue
+        acquired += len(connector._acquired)
+        idle += sum(len(conns) for key, conns in connector._conns.items() if key.port in ports)
+    return acquired, idle
 
 
 async def asnapshot(*ports: int) -> Snapshot:
     """The counters of the running loop (call from a coroutine on it)."""
     await aflush()
     loop = asyncio.get_running_loop()
-    acquired, idle = _connector_counts(loop)
+    acquired, idle = _connector_counts(ports)
     tasks = len(asyncio.all_tasks(loop)) - 1
     return Snapshot(tasks, client_sockets(*ports), acquired, idle, len(sessions._sessions))
 
