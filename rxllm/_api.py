@@ -198,8 +198,12 @@ def prepare_embedding(
     verify: Verify = True,
 ) -> tuple[EmbeddingCall, EmbeddingProvider, HttpRequest]:
     """Validate an embedding call and build its HTTP request, without sending anything."""
-    texts = [input] if isinstance(input, str) else list(input)
-    if not texts or not all(isinstance(t, str) for t in texts):
+    texts = [input] if isinstance(input, str) else input
+    if (
+        not isinstance(texts, (list, tuple))
+        or not texts
+        or not all(isinstance(t, str) for t in texts)
+    ):
         raise BadRequestError("input must be a string or a non-empty list of strings")
     spec, common = _common(
         provider,
@@ -219,7 +223,7 @@ def prepare_embedding(
     common["params"] = _checked(
         lambda: provider_spec.check_embedding_params(common["params"], drop_params), common
     )
-    call = EmbeddingCall(input=texts, **common)
+    call = EmbeddingCall(input=list(texts), **common)
     return call, provider_spec, _built(lambda: provider_spec.build_embedding_request(call), common)
 
 

@@ -77,6 +77,13 @@ def flush(loop: asyncio.AbstractEventLoop | None = None, rounds: int = 3) -> Non
         asyncio.run_coroutine_threadsafe(nothing(), loop).result(10)
 
 
+def close_background_session() -> None:
+    """Close rxllm's background loop session (its pool with it); the next request opens anew."""
+    loop = _loop.background_loop()
+    asyncio.run_coroutine_threadsafe(sessions.close_session(loop), loop).result(10)
+    flush(loop)
+
+
 async def aflush(rounds: int = 3) -> None:
     """:func:`flush` for the running loop."""
     for _ in range(rounds):

@@ -29,7 +29,7 @@ from ..conftest import API_KEY, fixture_bytes
 from ..server import Reply
 from . import probe
 from .cases import ProviderCase
-from .server import FaultServer, closed_port, fault
+from .server import FaultServer, closed_port
 
 MESSAGES = [{"role": "user", "content": "What is the weather in San Francisco?"}]
 FAST = 0.3  # seconds: the timeout of the stall modes
@@ -424,10 +424,11 @@ def run_async(env: Env, mode: Mode, base: str) -> Outcome:
     """``asyncio.run``: one ``collect`` and one ``async for`` on the stream."""
 
     async def iterate(source: Any) -> tuple[str | None, errors.LLMError | None]:
-        pieces = []
         try:
-            async for chunk in rxllm.streaming.iterate(source):
-                pieces.append(rxllm.streaming.extract_content(chunk) or "")
+            pieces = [
+                rxllm.streaming.extract_content(chunk) or ""
+                async for chunk in rxllm.streaming.iterate(source)
+            ]
         except errors.LLMError as error:
             return None, error
         return "".join(pieces), None
