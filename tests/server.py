@@ -68,6 +68,10 @@ class ReplayServer:
         self.responder: Callable[[Recorded], Reply] | None = None
         #: Bytes of response bodies written so far (all requests).
         self.written = 0
+        #: Requests answered so far; ``requests`` keeps them only while ``record`` is true
+        #: (a soak sends too many to keep).
+        self.count = 0
+        self.record = True
         self.disconnected = threading.Event()
         self.completed = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -116,6 +120,8 @@ class ReplayServer:
         self.completed = threading.Event()
         self.responder = None
         self.written = 0
+        self.count = 0
+        self.record = True
 
     # --- the handler -------------------------------------------------------------------
 
@@ -124,7 +130,9 @@ class ReplayServer:
         recorded = Recorded(
             request.method, request.path, dict(request.query), dict(request.headers), body
         )
-        self.requests.append(recorded)
+        self.count += 1
+        if self.record:
+            self.requests.append(recorded)
         if self.replies:
             reply = self.replies.popleft()
         elif self.responder is not None:

@@ -44,3 +44,12 @@ def elsewhere(_elsewhere: FaultServer) -> Iterator[FaultServer]:
 def case(request: pytest.FixtureRequest) -> ProviderCase:
     case: ProviderCase = request.param
     return case
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from .figures import FIGURES
+
+    if FIGURES:
+        terminalreporter.section("rxllm fault suite figures")
+        for name, text in FIGURES.items():
+            terminalreporter.write_line(f"{name}: {text}")

@@ -100,7 +100,9 @@ def json_error_200(t: Transcript, error_body: bytes) -> Reply:
     return Reply(status=200, body=error_body, content_type="application/json")
 
 
-def invalid_frame(t: Transcript, after_frames: int = 3, payload: bytes = b'{"id": "chatcmpl-') -> Reply:
+def invalid_frame(
+    t: Transcript, after_frames: int = 3, payload: bytes = b'{"id": "chatcmpl-'
+) -> Reply:
     body = t.insert_after_frame(after_frames, t.frame(payload))
     return Reply(body=body, content_type=t.content_type, piece=700)
 
@@ -108,7 +110,7 @@ def invalid_frame(t: Transcript, after_frames: int = 3, payload: bytes = b'{"id"
 #: What ``unknown_events`` adds after every frame: an event type nobody documented (with a JSON
 #: payload that is no chunk), a comment, a field nobody knows, a ``retry`` and an ``id``.
 UNKNOWN_SSE = (
-    b"event: rxllm.fault.unknown\ndata: {\"type\": \"surprise\", \"text\": \"ignore me\"}\n\n"
+    b'event: rxllm.fault.unknown\ndata: {"type": "surprise", "text": "ignore me"}\n\n'
     b": keep-alive comment\n\n"
     b"x-unknown-field: 1\nretry: 3000\n\n"
     b"id: 42\n\n"

@@ -254,7 +254,9 @@ MODES = [
         check=_all(_message("no chunk for 0.3 s"), _left),
         pipe=ops.timeout(idle=FAST),
     ),
-    Mode("trickle, one byte per write", lambda env: env.inject("trickle"), None, check=_all_written),
+    Mode(
+        "trickle, one byte per write", lambda env: env.inject("trickle"), None, check=_all_written
+    ),
     Mode(
         "429 with Retry-After seconds",
         lambda env: env.inject("rate_limited", error_body=env.case.rate_limit_body),
@@ -320,9 +322,7 @@ MODES = [
         None,
         text=_big_text,
     ),
-    Mode(
-        "gzip-encoded body", lambda env: env.inject("gzip"), None, check=_gzip_was_offered
-    ),
+    Mode("gzip-encoded body", lambda env: env.inject("gzip"), None, check=_gzip_was_offered),
     Mode(
         "text/html 200 for a stream (a portal page)",
         lambda env: env.inject(

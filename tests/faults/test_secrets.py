@@ -6,6 +6,7 @@ sent to a host the caller did not configure."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import pickle
 import threading
@@ -48,10 +49,9 @@ def shown(obj: Any) -> list[str]:
     """Every way an object is commonly shown: repr, str, and JSON for Structs."""
     forms = [repr(obj), str(obj)]
     if isinstance(obj, msgspec.Struct):
-        try:
+        # A Struct holding an exception (Attempt.error) has no JSON form: its repr suffices.
+        with contextlib.suppress(TypeError):
             forms.append(msgspec.json.encode(obj).decode())
-        except TypeError:  # a Struct holding an exception (Attempt.error): its repr suffices
-            pass
     return forms
 
 
@@ -121,7 +121,9 @@ def debug_logs() -> Iterator[list[str]]:
     handler = Capture(logging.DEBUG)
     root = logging.getLogger()
     names = ("rxllm", "rxllm.router", "aiohttp", "aiohttp.client", "aiohttp.internal", "asyncio")
-    saved = [(root, root.level)] + [(logging.getLogger(n), logging.getLogger(n).level) for n in names]
+    saved = [(root, root.level)] + [
+        (logging.getLogger(n), logging.getLogger(n).level) for n in names
+    ]
     for logger, _ in saved:
         logger.setLevel(logging.DEBUG)
     root.addHandler(handler)
@@ -139,7 +141,12 @@ def debug_logs() -> Iterator[list[str]]:
 def test_no_public_object_shows_the_key(faults: FaultServer, elsewhere: FaultServer) -> None:
     base = faults.base + "/v1"
     call, _, request = prepare(
-        "openai", "gpt-4o", messages=MESSAGES, stream=True, api_key=API_KEY, api_base=base,
+        "openai",
+        "gpt-4o",
+        messages=MESSAGES,
+        stream=True,
+        api_key=API_KEY,
+        api_base=base,
         extra_headers=KEY_HEADERS,
     )
     embedding_call, _, embedding_request = prepare_embedding(
@@ -162,8 +169,13 @@ def test_no_public_object_shows_the_key(faults: FaultServer, elsewhere: FaultSer
     router.register(
         "pair",
         deployments=[
-            {"provider": "openai", "model": "gpt-4o", "api_key": API_KEY, "api_base": base,
-             "extra_headers": KEY_HEADERS},
+            {
+                "provider": "openai",
+                "model": "gpt-4o",
+                "api_key": API_KEY,
+                "api_base": base,
+                "extra_headers": KEY_HEADERS,
+            },
             {"provider": "openai", "model": "gpt-4o-mini", "api_key": API_KEY, "api_base": base},
         ],
     )
@@ -280,16 +292,22 @@ def test_no_credential_header_crosses_to_another_host(
 ) -> None:
     base = faults.base + "/v1"
     elsewhere.queue(Reply(body=OPENAI.transcript.body), Reply(body=b"{}", status=200))
-    for target in (f"http://localhost:{elsewhere.port}/v1/chat/completions",
-                   f"{elsewhere.base}/v1/chat/completions",
-                   f"https://127.0.0.1:{faults.port}/v1/chat/completions"):
+    for target in (
+        f"http://localhost:{elsewhere.port}/v1/chat/completions",
+        f"{elsewhere.base}/v1/chat/completions",
+        f"https://127.0.0.1:{faults.port}/v1/chat/completions",
+    ):
         faults.inject("redirect", OPENAI.transcript, location=target, status=status)
         error = failure(stream(base, extra_headers=KEY_HEADERS))
         assert isinstance(error, errors.RedirectError) and error.status_code == status
         faults.inject("redirect", OPENAI.transcript, location=target, status=status)
         with pytest.raises(errors.RedirectError):
             rxllm.completion(
-                "openai", "gpt-4o", messages=MESSAGES, api_key=API_KEY, api_base=base,
+                "openai",
+                "gpt-4o",
+                messages=MESSAGES,
+                api_key=API_KEY,
+                api_base=base,
                 extra_headers=KEY_HEADERS,
             )
     assert elsewhere.requests == []  # nothing at all was sent there, credentials or not
