@@ -192,10 +192,14 @@ def _call(base: str, overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("overrides", "error", "match"),
-    [pytest.param(o, e, m, id=name) for name, o, e, m in BAD_CALLS],
+    ("overrides", "error", "match", "entry"),
+    [
+        pytest.param(o, e, m, entry, id=f"{entry}-{name}")
+        for name, o, e, m in BAD_CALLS
+        for entry in ("completion", "acompletion", "blocking")
+        if entry != "blocking" or "stream" not in o  # a plain call sets stream=False itself
+    ],
 )
-@pytest.mark.parametrize("entry", ["completion", "acompletion", "blocking"])
 async def test_bad_input_fails_before_any_io(
     faults: FaultServer,
     overrides: dict[str, Any],
@@ -205,8 +209,6 @@ async def test_bad_input_fails_before_any_io(
 ) -> None:
     arguments = _call(faults.base + "/v1", dict(overrides))
     if entry == "blocking":
-        if arguments["stream"] is not True:
-            pytest.skip("stream= is what this case gets wrong")
         arguments["stream"] = False
     with pytest.raises(error, match=match) as caught:
         if entry == "acompletion":
