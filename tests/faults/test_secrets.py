@@ -26,6 +26,7 @@ from rxllm.streaming import collect_sync, consume, iterate, to_sse
 
 from ..conftest import API_KEY
 from ..server import Reply
+from ..test_stream import stream
 from .cases import OPENAI
 from .server import FaultServer, closed_port
 
@@ -58,11 +59,6 @@ def shown(obj: Any) -> list[str]:
 def chained_traceback(error: BaseException) -> str:
     """The whole chain (``__cause__`` / ``__context__``), as ``logging`` and Python print it."""
     return "".join(traceback.format_exception(type(error), error, error.__traceback__))
-
-
-def stream(base: str, **kwargs: Any) -> rxllm.ChatStream:
-    arguments: dict[str, Any] = {"api_key": API_KEY, "api_base": base, "timeout": 5, **kwargs}
-    return rxllm.completion("openai", "gpt-4o", messages=MESSAGES, stream=True, **arguments)
 
 
 def failure(chat: Any) -> errors.LLMError:

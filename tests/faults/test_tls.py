@@ -18,6 +18,7 @@ from rxllm.router import Router
 from rxllm.streaming import collect_sync
 
 from ..conftest import API_KEY
+from ..test_stream import stream as open_stream
 from . import probe
 from .cases import OPENAI
 from .server import FaultServer
@@ -49,16 +50,7 @@ def https(_https: FaultServer) -> Iterator[FaultServer]:
 
 
 def stream(server: FaultServer, **kwargs: object) -> rxllm.ChatStream:
-    return rxllm.completion(
-        "openai",
-        "gpt-4o",
-        messages=MESSAGES,
-        stream=True,
-        api_key=API_KEY,
-        api_base=server.base + "/v1",
-        timeout=10,
-        **kwargs,  # type: ignore[arg-type]
-    )
+    return open_stream(server.base + "/v1", timeout=10, **kwargs)
 
 
 def test_verification_is_on_by_default(https: FaultServer) -> None:
