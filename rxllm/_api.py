@@ -13,7 +13,8 @@ from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
-from . import providers
+from . import _checks, providers
+from ._checks import Verify
 from ._loop import run_sync
 from ._spec import ChatCall, EmbeddingCall, EmbeddingProvider, HttpRequest, Provider
 from .errors import BadRequestError, ConfigurationError, LLMError
@@ -72,25 +73,28 @@ def _common(
     params: Mapping[str, Any] | None,
     option_names: Callable[[Any], frozenset[str]],
     capability: str | None = None,
+    verify: Verify = True,
 ) -> tuple[Any, dict[str, Any]]:
     """Resolve provider, key, base URL and options shared by every kind of call.
 
     Returns the provider implementation and the keyword arguments of a ``Call``; request
     parameters are left in ``params`` for the caller to check against the provider."""
+    _checks.check_name(provider, "provider")
+    _checks.check_name(model, "model")
     name, model_name = providers.split_model(provider, model)
     info = providers.provider_info(name)
     if capability is not None and not getattr(info, capability):
         raise ConfigurationError(f"{name} does not offer {capability}", provider=name)
     spec = providers.get_provider(name)
-    key = providers.api_key_for(info, api_key)
+    key = _checks.check_api_key(providers.api_key_for(info, api_key), name)
     if key is None and info.key_required:
         variables = " or ".join(info.env_keys) or "api_key="
         raise ConfigurationError(
             f"no API key for {name}: pass api_key=... or set {variables}", provider=name
         )
-    base = providers.api_base_for(info, api_base)
-    if timeout is not None and timeout <= 0:
-        raise ConfigurationError(f"timeout must be positive seconds, not {timeout!r}")
+    base = _checks.check_api_base(providers.api_base_for(info, api_base), name)
+    timeout = _checks.check_timeout(timeout)
+    _checks.check_flag(drop_params, "drop_params")
     names = option_names(spec)
     options: dict[str, Any] = {}
     request_params: dict[str, Any] = {}
@@ -112,15 +116,29 @@ def _common(
         "api_base": base,
         "timeout": timeout,
         "drop_params": drop_params,
-        "extra_headers": dict(extra_headers or {}),
-        "extra_body": dict(extra_body or {}),
+        "extra_headers": _checks.check_headers(extra_headers),
+        "extra_body": _checks.check_mapping(extra_body, "extra_body"),
         "options": options,
+        "verify": _checks.check_verify(verify),
     }
     return spec, common
 
 
+def _built(build: Callable[[], HttpRequest], common: dict[str, Any]) -> HttpRequest:
+    """Build the request; a value JSON cannot carry is the caller's error, found before I/O.
+    Errors of the provider's request builder name provider and model."""
+    try:
+        return _checked(build, common)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise BadRequestError(
+            f"the request cannot be encoded as JSON: {exc}",
+            provider=common["provider"],
+            model=common["model"],
+        ) from None
+
+
 def _checked(check: Callable[[], T], common: dict[str, Any]) -> T:
-    """Run a provider's check or request builder; its errors name provider and model."""
+    """Run a provider's check; its errors name provider and model."""
     try:
         return check()
     except LLMError as exc:
@@ -143,8 +161,10 @@ def prepare(
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
+    verify: Verify = True,
 ) -> tuple[ChatCall, Provider, HttpRequest]:
     """Validate a chat call and build its HTTP request, without sending anything."""
+    _checks.check_flag(stream, "stream")
     spec, common = _common(
         provider,
         model,
@@ -157,13 +177,15 @@ def prepare(
         params=params,
         option_names=lambda p: p.option_names,
         capability=None if not stream else "streaming",
+        verify=verify,
     )
     provider_spec: Provider = spec
     common["params"] = _checked(
         lambda: provider_spec.check_params(common["params"], drop_params), common
     )
+    _checked(lambda: _checks.check_params(common["params"]), common)
     call = ChatCall(messages=_messages(messages), stream=stream, **common)
-    return call, provider_spec, _checked(lambda: provider_spec.build_request(call), common)
+    return call, provider_spec, _built(lambda: provider_spec.build_request(call), common)
 
 
 def prepare_embedding(
@@ -178,10 +200,15 @@ def prepare_embedding(
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
     params: Mapping[str, Any] | None = None,
+    verify: Verify = True,
 ) -> tuple[EmbeddingCall, EmbeddingProvider, HttpRequest]:
     """Validate an embedding call and build its HTTP request, without sending anything."""
-    texts = [input] if isinstance(input, str) else list(input)
-    if not texts or not all(isinstance(t, str) for t in texts):
+    texts = [input] if isinstance(input, str) else input
+    if (
+        not isinstance(texts, (list, tuple))
+        or not texts
+        or not all(isinstance(t, str) for t in texts)
+    ):
         raise BadRequestError("input must be a string or a non-empty list of strings")
     spec, common = _common(
         provider,
@@ -195,17 +222,15 @@ def prepare_embedding(
         params=params,
         option_names=lambda p: p.option_names,
         capability="embeddings",
+        verify=verify,
     )
     provider_spec: EmbeddingProvider = spec
     common["params"] = _checked(
         lambda: provider_spec.check_embedding_params(common["params"], drop_params), common
     )
-    call = EmbeddingCall(input=texts, **common)
-    return (
-        call,
-        provider_spec,
-        _checked(lambda: provider_spec.build_embedding_request(call), common),
-    )
+    _checked(lambda: _checks.check_params(common["params"]), common)
+    call = EmbeddingCall(input=list(texts), **common)
+    return call, provider_spec, _built(lambda: provider_spec.build_embedding_request(call), common)
 
 
 async def _fetch_embedding(
@@ -231,6 +256,7 @@ def embedding(
     drop_params: bool = False,
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    verify: Verify = True,
     **params: Any,
 ) -> EmbeddingResponse:
     """Embed a string or a list of strings; blocks until the vectors arrive."""
@@ -245,6 +271,7 @@ def embedding(
         extra_headers=extra_headers,
         extra_body=extra_body,
         params=params,
+        verify=verify,
     )
     return run_sync(_fetch_embedding(call, spec, request))
 
@@ -260,6 +287,7 @@ async def aembedding(
     drop_params: bool = False,
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    verify: Verify = True,
     **params: Any,
 ) -> EmbeddingResponse:
     """:func:`embedding` for asyncio."""
@@ -274,6 +302,7 @@ async def aembedding(
         extra_headers=extra_headers,
         extra_body=extra_body,
         params=params,
+        verify=verify,
     )
     return await _fetch_embedding(call, spec, request)
 
@@ -291,6 +320,7 @@ def completion(
     drop_params: bool = ...,
     extra_headers: Mapping[str, str] | None = ...,
     extra_body: Mapping[str, Any] | None = ...,
+    verify: Verify = ...,
     **params: Any,
 ) -> ChatStream: ...
 
@@ -308,6 +338,7 @@ def completion(
     drop_params: bool = ...,
     extra_headers: Mapping[str, str] | None = ...,
     extra_body: Mapping[str, Any] | None = ...,
+    verify: Verify = ...,
     **params: Any,
 ) -> ChatResponse: ...
 
@@ -324,6 +355,7 @@ def completion(
     drop_params: bool = False,
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    verify: Verify = True,
     **params: Any,
 ) -> ChatStream | ChatResponse:
     """Chat with any provider.
@@ -334,6 +366,10 @@ def completion(
     starts at the first subscription. Other keyword arguments are request parameters
     (``temperature``, ``max_tokens``, ``tools``, ...); a parameter the provider cannot take
     raises ``UnsupportedParamsError`` unless ``drop_params=True``.
+
+    ``verify`` is TLS certificate verification: on by default (the system's CAs); a path to a
+    CA bundle (PEM file or hashed directory) or an ``ssl.SSLContext`` trusts those instead;
+    ``verify=False`` turns it off, with a ``RuntimeWarning``.
     """
     call, spec, request = prepare(
         provider,
@@ -347,6 +383,7 @@ def completion(
         extra_headers=extra_headers,
         extra_body=extra_body,
         params=params,
+        verify=verify,
     )
     if stream:
         return ChatStream(call, spec, request)
@@ -366,6 +403,7 @@ async def acompletion(
     drop_params: bool = ...,
     extra_headers: Mapping[str, str] | None = ...,
     extra_body: Mapping[str, Any] | None = ...,
+    verify: Verify = ...,
     **params: Any,
 ) -> ChatStream: ...
 
@@ -383,6 +421,7 @@ async def acompletion(
     drop_params: bool = ...,
     extra_headers: Mapping[str, str] | None = ...,
     extra_body: Mapping[str, Any] | None = ...,
+    verify: Verify = ...,
     **params: Any,
 ) -> ChatResponse: ...
 
@@ -399,6 +438,7 @@ async def acompletion(
     drop_params: bool = False,
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
+    verify: Verify = True,
     **params: Any,
 ) -> ChatStream | ChatResponse:
     """:func:`completion` for asyncio: the request runs on the running loop.
@@ -418,6 +458,7 @@ async def acompletion(
         extra_headers=extra_headers,
         extra_body=extra_body,
         params=params,
+        verify=verify,
     )
     if stream:
         chat_stream = ChatStream(call, spec, request)

@@ -8,12 +8,15 @@ and maps error bodies to typed errors. It never does I/O and never touches Rx.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal, Protocol, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import msgspec
 
 from .errors import LLMError
 from .types import ChatChunk, ChatResponse, EmbeddingResponse, Message
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "LOOPBACK_SCHEME",
@@ -180,6 +183,7 @@ class Call:
         "params",
         "provider",
         "timeout",
+        "verify",
     )
 
     def __init__(
@@ -195,6 +199,7 @@ class Call:
         extra_headers: dict[str, str] | None = None,
         extra_body: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
+        verify: bool | ssl.SSLContext = True,
     ) -> None:
         self.provider = provider
         self.model = model
@@ -206,6 +211,8 @@ class Call:
         self.extra_headers = extra_headers or {}
         self.extra_body = extra_body or {}
         self.options = options or {}
+        #: TLS verification for the transport: True, False, or a context trusting a CA bundle.
+        self.verify = verify
 
     def __repr__(self) -> str:
         key = "***" if self.api_key else None

@@ -39,6 +39,7 @@ __all__ = [
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
+    "RedirectError",
     "ResponseError",
     "ServiceUnavailableError",
     "StreamCancelledError",
@@ -163,6 +164,19 @@ class ContentPolicyViolationError(BadRequestError):
 
 class UnsupportedParamsError(BadRequestError):
     """A parameter the provider cannot take (pass ``drop_params=True`` to drop it instead)."""
+
+
+class RedirectError(APIStatusError):
+    """A redirect rxllm does not follow: to another origin (scheme, host, port), or a
+    301/302/303 that would turn the POST into a GET. Nothing was sent to ``location``, so no
+    credential or prompt reached it; point ``api_base`` at the new address if you trust it."""
+
+    category: ClassVar[Category] = "client"
+
+    def __init__(self, message: str, *, location: str | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        #: Where the server pointed (query string left out), or None when it named nowhere.
+        self.location = location
 
 
 class AuthenticationError(APIStatusError):

@@ -482,8 +482,10 @@ def timeout(
 def _timeout_error(reason: str, seen: list[Any], source: Observable[Any]) -> APITimeoutError:
     chunks = [item for item in seen if isinstance(item, ChatChunk)]
     partial = assemble(chunks) if chunks else None
-    provider = partial.provider if partial else getattr(source, "provider", None)
-    model = partial.model if partial else getattr(source, "model", None)
+    # The stream's own names first (the model asked for, as in every other error), then the
+    # response's, for a pipeline that hides the stream.
+    provider = getattr(source, "provider", None) or (partial.provider if partial else None)
+    model = getattr(source, "model", None) or (partial.model if partial else None)
     return APITimeoutError(
         reason, provider=provider or None, model=model or None, partial_response=partial
     )

@@ -39,8 +39,8 @@ from ._assemble import assemble
 from ._flow import StreamIterator, producer_holds, wait_holds
 from ._loop import background_loop, running_loop
 from ._spec import Call, ChatCall, HttpRequest, Provider
-from .errors import LLMError, StreamCancelledError
-from .providers._common import request_id_from
+from .errors import LLMError, MalformedResponseError, ResponseError, StreamCancelledError
+from .providers._common import body_snippet, request_id_from
 from .types import ChatChunk, ChatResponse
 
 __all__ = ["ChatStream", "fetch", "fetch_response"]
@@ -72,10 +72,15 @@ async def fetch(
     """A plain request/response exchange: send, read the body, parse it or map the error."""
     request_id = None
     try:
-        response = await transport.send(request, timeout=call.timeout, stream=False)
+        response = await transport.send(
+            request, timeout=call.timeout, stream=False, verify=call.verify
+        )
         try:
             request_id = request_id_from(response.headers)
-            body = await response.read()
+            if response.status >= 300:
+                body = await transport.read_capped(response)
+            else:
+                body = await response.read()
         except BaseException as exc:
             response.close()
             if isinstance(exc, Exception):
@@ -84,7 +89,12 @@ async def fetch(
         response.release()
         if response.status >= 300:
             raise map_error(response.status, body, response.headers)
-        return parse(body)
+        try:
+            return parse(body)
+        except LLMError as error:  # a body that is no answer: say which status brought it
+            if error.status_code is None and isinstance(error, ResponseError):
+                error.status_code = response.status
+            raise
     except LLMError as error:
         raise _add_context(error, call, request_id) from error.__cause__
 
@@ -96,6 +106,36 @@ async def fetch_response(call: ChatCall, provider: Provider, request: HttpReques
         request,
         lambda body: provider.parse_response(body, call),
         lambda status, body, headers: provider.map_error(status, body, headers, call),
+    )
+
+
+_STREAM_TYPES = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
+
+
+def _is_stream(media_type: str, stream_format: str) -> bool:
+    """Whether a 2xx answer to a stream request may be the stream. An HTML page (a proxy's, a
+    captive portal's) never is; a JSON document is not an SSE stream (it is an error object,
+    or a server that ignored ``stream``). Anything else - missing, ``text/plain``,
+    ``application/octet-stream`` - is given to the decoder, which ends honestly either way."""
+    if media_type == "text/html":
+        return False
+    return stream_format != "sse" or not (
+        media_type == "application/json" or media_type.endswith("+json")
+    )
+
+
+def _not_a_stream(
+    response: aiohttp.ClientResponse, body: bytes, provider: Provider, call: ChatCall
+) -> LLMError:
+    """The typed error for a 2xx answer that is not a stream: the provider's own error when the
+    body is a JSON error object, else a malformed response naming what came instead."""
+    media_type = response.content_type
+    if "json" in media_type and b'"error"' in body:
+        return provider.map_error(response.status, body, response.headers, call)
+    expected = _STREAM_TYPES.get(provider.stream_format, provider.stream_format)
+    return MalformedResponseError(
+        f"expected a stream ({expected}), got {media_type}: {body_snippet(body, 200)!r}",
+        status_code=response.status,
     )
 
 
@@ -258,12 +298,16 @@ class ChatStream(Observable[ChatChunk]):
 
     async def _read(self, call: ChatCall, provider: Provider, request: HttpRequest) -> None:
         """Send ``request`` and emit its chunks; raises the typed error that ends it early."""
-        response = await transport.send(request, timeout=call.timeout, stream=True)
+        response = await transport.send(
+            request, timeout=call.timeout, stream=True, verify=call.verify
+        )
         try:
             self.request_id = request_id_from(response.headers)
             if response.status >= 300:
-                body = await response.read()
+                body = await transport.read_capped(response)
                 raise provider.map_error(response.status, body, response.headers, call)
+            if not _is_stream(response.content_type, provider.stream_format):
+                raise _not_a_stream(response, await transport.read_capped(response), provider, call)
             decoder = (
                 transport.SSEDecoder()
                 if provider.stream_format == "sse"

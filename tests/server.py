@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +39,11 @@ class Reply:
     stall_after: int | None = None
     #: Seconds to wait before answering at all (a server slow to the first byte).
     wait: float = 0.0
+    #: Abort the TCP connection after reading the request, before sending any header.
+    reset: bool = False
+    #: Send the body gzip-encoded (``Content-Encoding: gzip``), flushed after every piece so
+    #: it still streams.
+    gzip: bool = False
 
 
 @dataclass
@@ -52,7 +59,8 @@ class Recorded:
 
 
 class ReplayServer:
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl = ssl_context
         self.requests: list[Recorded] = []
         self.replies: deque[Reply] = deque()
         self.default = Reply(status=500, body=b'{"error":{"message":"no reply queued"}}')
@@ -60,6 +68,10 @@ class ReplayServer:
         self.responder: Callable[[Recorded], Reply] | None = None
         #: Bytes of response bodies written so far (all requests).
         self.written = 0
+        #: Requests answered so far; ``requests`` keeps them only while ``record`` is true
+        #: (a soak sends too many to keep).
+        self.count = 0
+        self.record = True
         self.disconnected = threading.Event()
         self.completed = threading.Event()
         self._loop = asyncio.new_event_loop()
@@ -79,7 +91,7 @@ class ReplayServer:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -92,7 +104,8 @@ class ReplayServer:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     # --- scripting ---------------------------------------------------------------------
 
@@ -107,6 +120,8 @@ class ReplayServer:
         self.completed = threading.Event()
         self.responder = None
         self.written = 0
+        self.count = 0
+        self.record = True
 
     # --- the handler -------------------------------------------------------------------
 
@@ -115,7 +130,9 @@ class ReplayServer:
         recorded = Recorded(
             request.method, request.path, dict(request.query), dict(request.headers), body
         )
-        self.requests.append(recorded)
+        self.count += 1
+        if self.record:
+            self.requests.append(recorded)
         if self.replies:
             reply = self.replies.popleft()
         elif self.responder is not None:
@@ -123,9 +140,18 @@ class ReplayServer:
         else:
             reply = self.default
         completed, disconnected = self.completed, self.disconnected
+        if reply.reset:
+            assert request.transport is not None
+            request.transport.abort()
+            disconnected.set()
+            return web.Response()
         response = web.StreamResponse(status=reply.status, headers=reply.headers)
         response.content_type = reply.content_type
         data = reply.body
+        compressor = None
+        if reply.gzip:
+            response.headers["Content-Encoding"] = "gzip"
+            compressor = zlib.compressobj(wbits=31)
         limit = len(data)
         if reply.drop_after is not None:
             limit = min(limit, reply.drop_after)
@@ -138,7 +164,10 @@ class ReplayServer:
             step = reply.piece or max(limit, 1)
             for start in range(0, limit, step):
                 piece = data[start : min(start + step, limit)]
-                await response.write(piece)
+                if compressor is not None:
+                    await response.write(compressor.compress(piece) + compressor.flush(zlib.Z_SYNC_FLUSH))
+                else:
+                    await response.write(piece)
                 self.written += len(piece)
                 if reply.delay:
                     await asyncio.sleep(reply.delay)  # pacing, not synchronisation
@@ -152,7 +181,7 @@ class ReplayServer:
                 while not _gone(request):
                     await asyncio.sleep(0.01)  # a stalled server polls for its client leaving
                 raise ConnectionResetError
-            await response.write_eof()
+            await response.write_eof(compressor.flush() if compressor is not None else b"")
             completed.set()
         except (ConnectionResetError, ConnectionError):
             disconnected.set()

@@ -232,15 +232,17 @@ def api_key_for(info: ProviderInfo, explicit: str | None) -> str | None:
 
 
 def api_base_for(info: ProviderInfo, explicit: str | None) -> str:
-    """The base URL from the call, else from the provider's environment variables, else its
-    default ("" when it has none: the provider module then asks for one)."""
+    """The base URL from the call, else from the provider's environment variables (a bare
+    ``host:port`` there means ``http://host:port``), else its default ("" when it has none:
+    the provider module then asks for one)."""
     if explicit:
         return explicit
     variables = info.env_api_base
     for var in (variables,) if isinstance(variables, str) else variables or ():
         value = os.environ.get(var)
         if value:
-            return value
+            # Environment conventions such as OLLAMA_HOST give a bare host:port.
+            return value if "://" in value else "http://" + value
     return info.default_api_base
 
 

@@ -17,12 +17,20 @@ import msgspec
 
 from .._spec import Call, ChatCall, DataEvents, EmbeddingCall, EventParser, HttpRequest, SSEEvent
 from ..errors import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
     ConfigurationError,
     ContentPolicyViolationError,
     ContextWindowExceededError,
+    InternalServerError,
     LLMError,
     MalformedResponseError,
+    NotFoundError,
+    PermissionDeniedError,
     QuotaExceededError,
+    RateLimitError,
+    ServiceUnavailableError,
     StreamTruncatedError,
     UnsupportedParamsError,
     error_for_status,
@@ -83,6 +91,8 @@ _FINISH = {"function_call": "tool_calls"}
 
 #: How servers word a context-window overflow (OpenAI and vLLM before 0.16; vLLM 0.16+).
 _CONTEXT_PHRASES = ("maximum context length", "context length is only")
+#: SSE event types the stream may use (no type means "message"); others are ignored.
+_ACCEPTED_EVENTS = frozenset({"message", "error"})
 
 _decode_chunk = msgspec.json.Decoder(ChatChunk).decode
 _decode_chunks = msgspec.json.Decoder(list[ChatChunk]).decode
@@ -104,6 +114,23 @@ class _ErrorEnvelope(msgspec.Struct):
 
 _decode_error = msgspec.json.Decoder(_ErrorEnvelope).decode
 _replace = msgspec.structs.replace
+
+#: Error classes by the body's ``type`` (else ``code``) for errors that come without an error
+#: status - a ``200`` carrying an error object, an error frame mid-stream - so that, say, a
+#: ``server_error`` is still an InternalServerError (recoverable) there.
+_TYPE_CLASSES: dict[str, type[APIStatusError]] = {
+    "server_error": InternalServerError,
+    "service_unavailable": ServiceUnavailableError,
+    "rate_limit_exceeded": RateLimitError,
+    "requests": RateLimitError,
+    "tokens": RateLimitError,
+    "invalid_request_error": BadRequestError,
+    "authentication_error": AuthenticationError,
+    "invalid_api_key": AuthenticationError,
+    "permission_error": PermissionDeniedError,
+    "not_found_error": NotFoundError,
+    "model_not_found": NotFoundError,
+}
 
 
 def error_from_body(
@@ -134,6 +161,8 @@ def error_from_body(
             if isinstance(detail.code, int):
                 numeric = detail.code
     cls = error_for_status(status if status is not None else numeric)
+    if status is None or status < 400:  # a 200 with an error object, or an error frame
+        cls = _TYPE_CLASSES.get(error_type or "") or _TYPE_CLASSES.get(code or "") or cls
     markers = f"{code or ''} {error_type or ''}"
     if "insufficient_quota" in markers or status == 402:
         cls = QuotaExceededError
@@ -176,7 +205,8 @@ def strip_message(message: Message) -> Message:
 
 
 class OpenAIStreamParser(EventParser):
-    """``data: {chunk}`` events until ``data: [DONE]``.
+    """``data: {chunk}`` events until ``data: [DONE]``; events of other types than the
+    default (and ``error``) are ignored.
 
     A read's events are decoded in one call, as a JSON array of their payloads: msgspec then
     loops in C. Should that fail (the ``[DONE]`` marker, an error object, a bad frame) the
@@ -206,7 +236,10 @@ class OpenAIStreamParser(EventParser):
             body = events[:-1] if ends else events
             if len(body) < 2:
                 return self.each(events)
-            payload = b"[" + b",".join([event.data for event in body]) + b"]"
+            payloads = [event.data for event in body if event.event == "message"]
+            if len(payloads) != len(body):  # an event of another type: skipped one by one
+                return self.each(events)
+            payload = b"[" + b",".join(payloads) + b"]"
         for marker in self.markers:
             if marker in payload:
                 return self.each(events)
@@ -231,6 +264,8 @@ class OpenAIStreamParser(EventParser):
         return EventParser.parse(self, events)
 
     def feed(self, event: SSEEvent) -> ChatChunk | None:
+        if event.event not in _ACCEPTED_EVENTS:
+            return None  # an event type the protocol does not define: ignored, like its SDK
         data = event.data
         try:
             chunk = _decode_chunk(data)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .. import providers
+from .._checks import check_verify
 from .._spec import SENSITIVE_HEADERS
 from ..errors import ConfigurationError, UnsupportedParamsError
 from ._health import DeploymentState
@@ -23,7 +24,7 @@ __all__ = ["STRATEGIES", "Deployment", "RouteConfig", "describe", "make_deployme
 STRATEGIES = ("simple-shuffle", "least-busy", "lowest-latency")
 
 #: Settings of a deployment that are not request parameters.
-_CALL_SETTINGS = ("timeout", "drop_params", "extra_headers", "extra_body")
+_CALL_SETTINGS = ("timeout", "drop_params", "extra_headers", "extra_body", "verify")
 _DEPLOYMENT_FIELDS = ("id", "provider", "model", "api_key", "api_base", "weight", "rpm", "tpm")
 _SECRET_WORDS = frozenset(
     {"key", "token", "secret", "password", "authorization", "credential", "credentials"}
@@ -206,6 +207,8 @@ def make_deployment(spec: Mapping[str, Any], *, default_id: str, where: str) -> 
     timeout = settings.get("timeout")
     if timeout is not None and not _positive(timeout):
         raise ConfigurationError(f"{where}: timeout must be positive seconds, not {timeout!r}")
+    if settings.get("verify") is not None and settings["verify"] is not False:
+        check_verify(settings["verify"])  # a CA bundle that does not load fails here
     defaults = {
         k: v for k, v in spec.items() if k not in _DEPLOYMENT_FIELDS and k not in _CALL_SETTINGS
     }

@@ -258,6 +258,7 @@ class Execution:
             extra_headers=settings.get("extra_headers"),
             extra_body=settings.get("extra_body"),
             params={**deployment.defaults, **self._params},
+            verify=settings.get("verify", True),
         )
         return Pick(group, deployment, call, provider, request)
 

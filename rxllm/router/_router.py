@@ -40,7 +40,7 @@ _MAX_ROUTE_DEPTH = 8
 #: Deployments remembered per route function (each keeps its own health and latency).
 _MAX_DYNAMIC = 256
 #: Keyword arguments that belong to a deployment, not to a request.
-_DEPLOYMENT_ONLY = ("api_key", "api_base", "timeout", "extra_headers", "extra_body")
+_DEPLOYMENT_ONLY = ("api_key", "api_base", "timeout", "extra_headers", "extra_body", "verify")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .http import body_reader_error, send
+from .http import body_reader_error, read_capped, send
 from .ndjson import NDJSONDecoder
 from .session import close_session, get_session
 from .sse import SSEDecoder
@@ -13,5 +13,6 @@ __all__ = [
     "body_reader_error",
     "close_session",
     "get_session",
+    "read_capped",
     "send",
 ]

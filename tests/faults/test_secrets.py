@@ -1,0 +1,320 @@
+"""DESIGN contract 8 under faults: the API key never appears in the ``repr``/``str`` of a public
+object, in log output at DEBUG (rxllm's, aiohttp's, asyncio's: every logger), in exception text
+or a formatted traceback chain, or in the SSE bridge's output; and no credential header is ever
+sent to a host the caller did not configure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pickle
+import threading
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+from reactivex import operators as rx_ops
+
+import rxllm
+from rxllm import errors, ops
+from rxllm._api import prepare, prepare_embedding
+from rxllm.router import Router
+from rxllm.streaming import collect_sync, consume, iterate, to_sse
+
+from ..conftest import API_KEY
+from ..server import Reply
+from ..test_stream import stream
+from .cases import OPENAI
+from .server import FaultServer, closed_port
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+#: The same key under every header name a provider uses for it.
+KEY_HEADERS = {"x-api-key": API_KEY, "api-key": API_KEY, "x-goog-api-key": API_KEY}
+#: A provider that echoes the key back, in an error body and in a broken frame.
+ECHO_401 = (
+    b'{"error":{"message":"Incorrect API key provided: ' + API_KEY.encode() + b'",'
+    b'"type":"invalid_request_error","param":null,"code":"invalid_api_key"}}'
+)
+ECHO_FRAME = b'data: {"id": "' + API_KEY.encode() + b'", "choices": [\n\n'
+
+
+def assert_hidden(*texts: str) -> None:
+    for text in texts:
+        assert API_KEY not in text, f"the API key leaked: {text[:300]}"
+
+
+def shown(obj: Any) -> list[str]:
+    """Every way an object is commonly shown: repr, str, and JSON for Structs."""
+    forms = [repr(obj), str(obj)]
+    if isinstance(obj, msgspec.Struct):
+        # A Struct holding an exception (Attempt.error) has no JSON form: its repr suffices.
+        with contextlib.suppress(TypeError):
+            forms.append(msgspec.json.encode(obj).decode())
+    return forms
+
+
+def chained_traceback(error: BaseException) -> str:
+    """The whole chain (``__cause__`` / ``__context__``), as ``logging`` and Python print it."""
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+
+
+def failure(chat: Any) -> errors.LLMError:
+    with pytest.raises(errors.LLMError) as caught:
+        collect_sync(chat, timeout=20)
+    return caught.value
+
+
+def failing_runs(faults: FaultServer, elsewhere: FaultServer) -> list[errors.LLMError]:
+    """One typed error from each way a request can fail, each made with the key."""
+    base, t = faults.base + "/v1", OPENAI.transcript
+    found = []
+    faults.queue(Reply(status=401, body=ECHO_401, content_type="application/json"))
+    found.append(failure(stream(base)))
+    faults.queue(Reply(status=401, body=ECHO_401, content_type="application/json"))
+    with pytest.raises(errors.AuthenticationError) as caught:
+        rxllm.completion("openai", "gpt-4o", messages=MESSAGES, api_key=API_KEY, api_base=base)
+    found.append(caught.value)
+    faults.queue(Reply(body=t.insert_after_frame(2, ECHO_FRAME)))
+    found.append(failure(stream(base)))
+    faults.queue(Reply(body=t.body, content_type="text/html"))
+    found.append(failure(stream(base)))
+    found.append(failure(stream(f"http://127.0.0.1:{closed_port()}/v1")))
+    faults.inject("reset", t)
+    found.append(failure(stream(base)))
+    faults.inject("drop", t, at=t.body.index(OPENAI.marker))
+    found.append(failure(stream(base)))
+    faults.inject("stall_body", t, at=100)
+    found.append(failure(stream(base, timeout=0.2)))
+    faults.inject("stall_body", t, at=t.body.index(OPENAI.marker))
+    found.append(failure(stream(base, timeout=30).pipe(ops.timeout(idle=0.2))))
+    faults.inject("redirect", t, location=f"http://localhost:{elsewhere.port}/v1?key={API_KEY}")
+    found.append(failure(stream(base, extra_headers=KEY_HEADERS)))
+    faults.inject("rate_limited", t, error_body=ECHO_401)
+    found.append(failure(stream(base)))
+    chat = stream(base)
+    faults.inject("stall_body", t, at=t.body.index(OPENAI.marker))
+    first = threading.Event()
+    subscription = chat.subscribe(lambda _: first.set(), lambda _: None)
+    assert first.wait(10)
+    subscription.dispose()
+    found.append(failure(chat))  # cancelled: a late subscriber gets StreamCancelledError
+    return found
+
+
+@pytest.fixture
+def debug_logs() -> Iterator[list[str]]:
+    """Everything every logger says at DEBUG, formatted with its traceback."""
+    lines: list[str] = []
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s")
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(formatter.format(record))
+
+    handler = Capture(logging.DEBUG)
+    root = logging.getLogger()
+    names = ("rxllm", "rxllm.router", "aiohttp", "aiohttp.client", "aiohttp.internal", "asyncio")
+    saved = [(root, root.level)] + [
+        (logging.getLogger(n), logging.getLogger(n).level) for n in names
+    ]
+    for logger, _ in saved:
+        logger.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+
+def test_no_public_object_shows_the_key(faults: FaultServer, elsewhere: FaultServer) -> None:
+    base = faults.base + "/v1"
+    call, _, request = prepare(
+        "openai",
+        "gpt-4o",
+        messages=MESSAGES,
+        stream=True,
+        api_key=API_KEY,
+        api_base=base,
+        extra_headers=KEY_HEADERS,
+    )
+    embedding_call, _, embedding_request = prepare_embedding(
+        "openai", "text-embedding-3-small", input="hi", api_key=API_KEY, api_base=base
+    )
+    assert request.headers["Authorization"] == f"Bearer {API_KEY}"  # it is there to hide
+    objects: list[Any] = [call, request, embedding_call, embedding_request]
+
+    pending = stream(base)
+    objects.append(pending)
+    faults.inject("gzip", OPENAI.transcript)
+    completed = stream(base)
+    handle = consume(completed)
+    response = handle.wait(10)
+    objects += [completed, handle, response, iterate(completed)]
+    objects += completed.pipe(ops.metrics(), rx_ops.to_list()).run()
+
+    attempts: list[Any] = []
+    router = Router(num_retries=1, retry_delay=0.01, on_attempt=attempts.append)
+    router.register(
+        "pair",
+        deployments=[
+            {
+                "provider": "openai",
+                "model": "gpt-4o",
+                "api_key": API_KEY,
+                "api_base": base,
+                "extra_headers": KEY_HEADERS,
+            },
+            {"provider": "openai", "model": "gpt-4o-mini", "api_key": API_KEY, "api_base": base},
+        ],
+    )
+    faults.queue(Reply(status=500, body=ECHO_401, content_type="application/json"))
+    faults.inject("gzip", OPENAI.transcript)
+    routed = router.completion("pair", MESSAGES, stream=True)
+    collect_sync(routed, timeout=10)
+    assert len(attempts) == 2
+    objects += [router, routed, router.get_config("pair"), router.status("pair"), *attempts]
+    objects += list(router._configs.values()) + list(router._configs["pair"].deployments)
+
+    failed = failing_runs(faults, elsewhere)
+    objects += failed
+    objects.append(errors.FanOutError({"a": failed[0], "b": failed[1]}, ["c"]))
+    for obj in objects:
+        assert_hidden(*shown(obj))
+    for error in failed:
+        assert_hidden(str(errors.error_summary(error)), repr(pickle.loads(pickle.dumps(error))))
+
+
+def test_exception_text_and_tracebacks_never_show_the_key(
+    faults: FaultServer, elsewhere: FaultServer
+) -> None:
+    failed = failing_runs(faults, elsewhere)
+    kinds = {type(e).__name__ for e in failed}
+    assert kinds >= {
+        "AuthenticationError",
+        "MalformedResponseError",
+        "APIConnectionError",
+        "StreamTruncatedError",
+        "APITimeoutError",
+        "RedirectError",
+        "RateLimitError",
+        "StreamCancelledError",
+    }
+    for error in failed:
+        text = chained_traceback(error)
+        assert "Traceback" in text
+        assert_hidden(text, error.message, *map(str, error.args))
+    echoed = failed[0]
+    assert "Incorrect API key provided: ***" in str(echoed)
+    assert "***" in failed[2].message  # the broken frame that held the key
+    assert elsewhere.requests == []
+
+
+def test_debug_logs_of_failing_and_succeeding_runs_never_show_the_key(
+    faults: FaultServer, elsewhere: FaultServer, debug_logs: list[str]
+) -> None:
+    base = faults.base + "/v1"
+    faults.inject("trickle", OPENAI.transcript)
+    assert collect_sync(stream(base), timeout=20).text == OPENAI.text
+    failing_runs(faults, elsewhere)
+
+    def explode(_: Any) -> None:
+        raise ValueError("a subscriber's bug")
+
+    faults.inject("gzip", OPENAI.transcript)
+    chat = stream(base)
+    chat.subscribe(explode)  # no on_error: the error it raises again is logged
+    collect_sync(chat, timeout=10)
+
+    router = Router(num_retries=1, retry_delay=0.01)
+    router.register("flaky", provider="openai", model="gpt-4o", api_key=API_KEY, api_base=base)
+    faults.queue(Reply(status=500, body=ECHO_401, content_type="application/json"))
+    faults.inject("gzip", OPENAI.transcript)
+    assert collect_sync(router.completion("flaky", MESSAGES, stream=True), 10).text == OPENAI.text
+
+    async def in_asyncio() -> None:
+        faults.inject("unknown_events", OPENAI.transcript)
+        assert (await rxllm.streaming.collect(stream(base))).text == OPENAI.text
+        faults.queue(Reply(status=401, body=ECHO_401, content_type="application/json"))
+        with pytest.raises(errors.AuthenticationError):
+            await rxllm.acompletion(
+                "openai", "gpt-4o", messages=MESSAGES, api_key=API_KEY, api_base=base
+            )
+
+    asyncio.run(in_asyncio(), debug=True)
+
+    text = "\n".join(debug_logs)
+    assert "an rxllm stream subscriber's callback raised" in text  # the capture works ...
+    assert "ValueError: a subscriber's bug" in text  # ... with tracebacks
+    assert "router 'flaky'" in text or "rxllm.router" in text
+    assert_hidden(text)
+
+
+def test_sse_bridge_output_never_shows_the_key(faults: FaultServer) -> None:
+    base = faults.base + "/v1"
+
+    async def frames(chat: rxllm.ChatStream) -> bytes:
+        return b"".join([frame async for frame in to_sse(chat)])
+
+    async def main() -> list[bytes]:
+        out = []
+        for reply in (
+            Reply(status=401, body=ECHO_401, content_type="application/json"),
+            Reply(body=OPENAI.transcript.insert_after_frame(2, ECHO_FRAME)),
+            Reply(body=OPENAI.transcript.body),
+        ):
+            faults.queue(reply)
+            out.append(await frames(stream(base)))
+        return out
+
+    unauthorised, broken, fine = asyncio.run(main())
+    assert unauthorised.startswith(b"event: error\ndata: ")
+    assert b'"type":"AuthenticationError"' in unauthorised and b"***" in unauthorised
+    assert b'"type":"MalformedResponseError"' in broken
+    assert fine.endswith(b"data: [DONE]\n\n")
+    assert_hidden(unauthorised.decode(), broken.decode(), fine.decode())
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_no_credential_header_crosses_to_another_host(
+    faults: FaultServer, elsewhere: FaultServer, status: int
+) -> None:
+    base = faults.base + "/v1"
+    elsewhere.queue(Reply(body=OPENAI.transcript.body), Reply(body=b"{}", status=200))
+    for target in (
+        f"http://localhost:{elsewhere.port}/v1/chat/completions",
+        f"{elsewhere.base}/v1/chat/completions",
+        f"https://127.0.0.1:{faults.port}/v1/chat/completions",
+    ):
+        faults.inject("redirect", OPENAI.transcript, location=target, status=status)
+        error = failure(stream(base, extra_headers=KEY_HEADERS))
+        assert isinstance(error, errors.RedirectError) and error.status_code == status
+        faults.inject("redirect", OPENAI.transcript, location=target, status=status)
+        with pytest.raises(errors.RedirectError):
+            rxllm.completion(
+                "openai",
+                "gpt-4o",
+                messages=MESSAGES,
+                api_key=API_KEY,
+                api_base=base,
+                extra_headers=KEY_HEADERS,
+            )
+    assert elsewhere.requests == []  # nothing at all was sent there, credentials or not
+
+
+def test_same_origin_307_keeps_every_credential_header(faults: FaultServer) -> None:
+    faults.inject("redirect", OPENAI.transcript, location="/v2/chat/completions", status=308)
+    faults.queue(Reply(body=OPENAI.transcript.body))
+    response = collect_sync(stream(faults.base + "/v1", extra_headers=KEY_HEADERS), timeout=10)
+    assert response.text == OPENAI.text
+    moved = faults.requests[1]
+    assert moved.path == "/v2/chat/completions"
+    assert moved.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert {h: moved.headers[h] for h in KEY_HEADERS} == KEY_HEADERS
