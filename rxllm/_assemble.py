@@ -14,6 +14,7 @@ from .types import (
     ChatChunk,
     ChatResponse,
     Choice,
+    Delta,
     FunctionCall,
     Message,
     ToolCall,
@@ -97,6 +98,8 @@ class Assembler:
 
     __slots__ = (
         "_choices",
+        "_last",
+        "_meta",
         "created",
         "id",
         "model",
@@ -115,8 +118,42 @@ class Assembler:
         self.system_fingerprint: str | None = None
         self.usage: Usage | None = None
         self._choices: dict[int, _ChoiceParts] = {}
+        self._last: tuple[int, _ChoiceParts] | None = None  # the choice the last chunk fed
+        self._meta = True  # id, model or provider still to be taken from a chunk
 
     def add(self, chunk: ChatChunk) -> Assembler:
+        """Take one chunk in. The usual chunk (one choice, text only) costs a few attribute
+        reads: this runs once per chunk of every collected stream."""
+        if self._meta:
+            self._take_meta(chunk)
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.system_fingerprint is not None:
+            self.system_fingerprint = chunk.system_fingerprint
+        for choice in chunk.choices:
+            last = self._last
+            if last is not None and last[0] == choice.index:
+                parts = last[1]
+            else:
+                parts = self._choice(choice.index)
+            delta = choice.delta
+            content = delta.content
+            if content:
+                parts.text.append(content)
+            if (
+                delta.reasoning_content
+                or delta.tool_calls
+                or delta.role
+                or delta.refusal
+                or delta.provider_fields
+            ):
+                self._add_rare(parts, delta)
+            if choice.finish_reason is not None:
+                parts.finish_reason = choice.finish_reason
+                parts.native_finish_reason = choice.native_finish_reason
+        return self
+
+    def _take_meta(self, chunk: ChatChunk) -> None:
         if not self.id and chunk.id:
             self.id = chunk.id
             self.created = chunk.created
@@ -125,35 +162,31 @@ class Assembler:
         if not self.provider:
             self.provider = chunk.provider
             self.source = chunk.source
-        if chunk.system_fingerprint is not None:
-            self.system_fingerprint = chunk.system_fingerprint
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        for choice in chunk.choices:
-            parts = self._choices.get(choice.index)
-            if parts is None:
-                parts = self._choices[choice.index] = _ChoiceParts()
-            delta = choice.delta
-            if delta.content:
-                parts.text.append(delta.content)
-            if delta.reasoning_content:
-                parts.reasoning.append(delta.reasoning_content)
-            if delta.tool_calls:
-                for fragment in delta.tool_calls:
-                    call = parts.tools.get(fragment.index)
-                    if call is None:
-                        call = parts.tools[fragment.index] = ToolCallParts()
-                    call.add(fragment)
-            if delta.refusal:
-                parts.refusal.append(delta.refusal)
-            if delta.role:
-                parts.role = delta.role
-            if delta.provider_fields:
-                parts.fields = merge_fields(parts.fields, delta.provider_fields)
-            if choice.finish_reason is not None:
-                parts.finish_reason = choice.finish_reason
-                parts.native_finish_reason = choice.native_finish_reason
-        return self
+        self._meta = not (self.id and self.model and self.provider)
+
+    def _choice(self, index: int) -> _ChoiceParts:
+        parts = self._choices.get(index)
+        if parts is None:
+            parts = self._choices[index] = _ChoiceParts()
+        self._last = (index, parts)
+        return parts
+
+    @staticmethod
+    def _add_rare(parts: _ChoiceParts, delta: Delta) -> None:
+        if delta.reasoning_content:
+            parts.reasoning.append(delta.reasoning_content)
+        if delta.tool_calls:
+            for fragment in delta.tool_calls:
+                call = parts.tools.get(fragment.index)
+                if call is None:
+                    call = parts.tools[fragment.index] = ToolCallParts()
+                call.add(fragment)
+        if delta.refusal:
+            parts.refusal.append(delta.refusal)
+        if delta.role:
+            parts.role = delta.role
+        if delta.provider_fields:
+            parts.fields = merge_fields(parts.fields, delta.provider_fields)
 
     def result(self) -> ChatResponse:
         choices = []

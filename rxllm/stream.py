@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import aiohttp
@@ -363,10 +363,32 @@ class ChatStream(Observable[ChatChunk]):
         """Append each chunk to the replay list, then hand it to every subscriber, in order.
 
         A chunk is appended just before it is emitted (not the whole batch at once) so that a
-        subscriber joining from inside an ``on_next`` gets each chunk exactly once."""
-        replay = self._chunks
+        subscriber joining from inside an ``on_next`` gets each chunk exactly once. One
+        subscriber (the usual case) takes a shorter path, left as soon as the set of
+        subscribers changes."""
+        append = self._chunks.append
+        observers = self._observers
+        if len(observers) != 1:
+            self._emit_each(iter(chunks))
+            return
+        observer = observers[0]
+        on_next = observer.on_next
+        rest = iter(chunks)
+        for chunk in rest:
+            append(chunk)
+            try:
+                on_next(chunk)
+            except Exception as exc:
+                self._drop_failed(observer, exc)
+            if self._observers is not observers:
+                if self._state == _RUNNING:
+                    self._emit_each(rest)
+                return
+
+    def _emit_each(self, chunks: Iterator[ChatChunk]) -> None:
+        append = self._chunks.append
         for chunk in chunks:
-            replay.append(chunk)
+            append(chunk)
             for observer in self._observers:
                 try:
                     observer.on_next(chunk)

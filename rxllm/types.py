@@ -178,7 +178,10 @@ class ChatChunk(msgspec.Struct, kw_only=True, gc=False):
     """One streamed chunk, shaped like OpenAI's ``chat.completion.chunk``."""
 
     id: str
-    object: str = "chat.completion.chunk"
+    # A Literal, not str: msgspec then hands every chunk the same string object instead of
+    # allocating one per chunk (a long stream keeps every chunk for replay). "" is Azure's
+    # opening chunk.
+    object: Literal["chat.completion.chunk", ""] = "chat.completion.chunk"
     created: int = 0
     model: str = ""
     choices: list[StreamChoice] = []
