@@ -7,6 +7,9 @@ exactly first, then without a trailing version or date (``gpt-4o-2024-08-06`` ->
 ``mistral-small``). A provider or model that is not in the table has no price: :func:`price_of`
 and :func:`calculate_cost` return ``None`` (so a cost dashboard can show "unknown" rather than a
 wrong $0); they never guess.
+
+Prices change, and the shipped table ages: :func:`set_price` adds or corrects a model's price
+at run time (your negotiated rate, a new model, today's list price).
 """
 
 from __future__ import annotations
@@ -17,7 +20,17 @@ from importlib import resources
 
 import msgspec
 
-__all__ = ["ModelPrice", "PriceTable", "calculate_cost", "price_of", "price_table"]
+__all__ = [
+    "ModelPrice",
+    "PriceTable",
+    "calculate_cost",
+    "price_of",
+    "price_table",
+    "set_price",
+]
+
+#: Prices set at run time (provider -> model -> price), consulted before the shipped table.
+_overrides: dict[str, dict[str, ModelPrice]] = {}
 
 _VERSION_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|\d{3}|latest|v\d+(?::\d+)?)$")
 
@@ -51,14 +64,32 @@ def price_table() -> PriceTable:
     return msgspec.json.decode(data, type=PriceTable)
 
 
+def set_price(
+    provider: str,
+    model: str,
+    *,
+    input: float,
+    output: float,
+    cached_input: float | None = None,
+) -> None:
+    """Add or correct the price (USD per million tokens) of ``model`` at ``provider``; it wins
+    over the shipped table for that exact name and its dated/versioned variants."""
+    if min(input, output, cached_input or 0.0) < 0:
+        raise ValueError("prices cannot be negative")
+    _overrides.setdefault(provider, {})[model] = ModelPrice(
+        input=input, output=output, cached_input=cached_input
+    )
+
+
 def price_of(provider: str, model: str) -> ModelPrice | None:
     """The price of ``model`` at ``provider``, or None when the table does not list it."""
-    models = price_table().models.get(provider)
-    if not models:
+    shipped = price_table().models.get(provider) or {}
+    custom = _overrides.get(provider) or {}
+    if not shipped and not custom:
         return None
     name = model.rsplit("models/", 1)[-1]
     while True:
-        price = models.get(name)
+        price = custom.get(name) or shipped.get(name)
         if price is not None:
             return price
         shorter = _VERSION_SUFFIX.sub("", name)

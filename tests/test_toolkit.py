@@ -549,3 +549,16 @@ def test_import_rxllm_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert result.stdout.split("\n")[:2] == ["[]", "False"], result.stderr
+
+
+def test_set_price_adds_and_overrides() -> None:
+    from rxllm import pricing
+
+    assert rxllm.calculate_cost("openai", "my-finetune-x", 1000, 1000) is None
+    pricing.set_price("openai", "my-finetune-x", input=1.0, output=2.0)
+    try:
+        assert rxllm.calculate_cost("openai", "my-finetune-x-2025-01-01", 1_000_000, 500_000) == 2.0
+    finally:
+        pricing._overrides.clear()
+    with pytest.raises(ValueError):
+        pricing.set_price("openai", "m", input=-1, output=0)
