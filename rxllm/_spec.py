@@ -22,12 +22,13 @@ __all__ = [
     "LOOPBACK_SCHEME",
     "SENSITIVE_HEADERS",
     "Call",
-    "DataEvents",
     "ChatCall",
+    "DataEvents",
     "EmbeddingCall",
     "EmbeddingProvider",
     "EventParser",
     "HttpRequest",
+    "NamedDataEvents",
     "Provider",
     "SSEEvent",
     "ScriptedReply",
@@ -77,16 +78,18 @@ class DataEvents(Sequence[SSEEvent]):
     stream), kept as the raw block ``data: a\n\ndata: b...`` instead of one object each.
 
     It is a sequence of :class:`SSEEvent` (built on first use) for parsers that go event by
-    event; a parser that decodes a whole read at once asks for :meth:`json_array`, which is
-    one ``bytes.replace``: no per-event work in Python at all.
+    event; a parser that decodes a whole read at once asks for :meth:`json_array`: the
+    decoder that proved the shape has already joined the payloads with commas (one
+    ``bytes.replace``), so there is no per-event work in Python at all.
     """
 
-    __slots__ = ("_events", "blob", "last_id")
+    __slots__ = ("_events", "blob", "last_id", "payloads")
 
     _SEPARATOR = b"\n\ndata: "
 
-    def __init__(self, blob: bytes, last_id: str | None = None) -> None:
+    def __init__(self, blob: bytes, payloads: bytes, last_id: str | None = None) -> None:
         self.blob = blob  # starts with b"data: ", events separated by b"\n\ndata: "
+        self.payloads = payloads  # every event's data, joined with b","
         self.last_id = last_id
         self._events: list[SSEEvent] | None = None
 
@@ -133,16 +136,49 @@ class DataEvents(Sequence[SSEEvent]):
         """The payloads as one JSON array ``[p1,p2,...]``, leaving out a last event whose data
         is ``end_marker`` (e.g. ``[DONE]``); and whether it was there. ``None`` when nothing
         is left."""
-        blob = self.blob
+        blob, payloads = self.blob, self.payloads
         marker = b"data: " + end_marker
-        ends = blob.endswith(marker) and (
-            len(blob) == len(marker) or blob.endswith(b"\n\n" + marker)
-        )
+        if len(blob) == len(marker) and blob == marker:
+            return None, True
+        ends = blob.endswith(b"\n\n" + marker)
         if ends:
-            blob = blob[: -len(marker) - 2]
-            if not blob:
-                return None, True
-        return b"[" + blob[6:].replace(self._SEPARATOR, b",") + b"]", ends
+            payloads = payloads[: -len(end_marker) - 1]
+        return b"[" + payloads + b"]", ends
+
+
+class NamedDataEvents(DataEvents):
+    """The events of one read when every one is exactly an ``event: <name>`` line and one
+    ``data:`` line (Anthropic's stream), kept as the raw block. As :class:`DataEvents`, it is a
+    sequence of :class:`SSEEvent` built on first use; the decoder that proved the shape also
+    made the payloads into one JSON array (:attr:`array`), for a parser whose payloads
+    name their own type."""
+
+    __slots__ = ()
+
+    _SEPARATOR = b"\n\nevent: "
+
+    def _list(self) -> list[SSEEvent]:
+        events = self._events
+        if events is None:
+            last_id = self.last_id
+            events = self._events = []
+            for block in self.blob[7:].split(self._SEPARATOR):
+                name, _, data = block.partition(b"\ndata: ")
+                events.append(SSEEvent(data, name.decode("utf-8", "replace"), last_id))
+        return events
+
+    def __repr__(self) -> str:
+        return f"NamedDataEvents({self._list()!r})"
+
+    @property
+    def array(self) -> bytes:
+        """The payloads as one JSON array ``[p1,p2,...]``, event names left out."""
+        return b"[" + self.payloads + b"]"
+
+    def json_array(self, end_marker: bytes = b"") -> tuple[bytes | None, bool]:
+        """:attr:`array` (``end_marker`` is not looked for: named streams end with an event of
+        their own)."""
+        return self.array, False
 
 
 def _mask_headers(headers: Mapping[str, str]) -> dict[str, str]:

@@ -350,6 +350,8 @@ class ChatStream(Observable[ChatChunk]):
         """After the end marker, read the little that may follow (the chunked-encoding
         terminator) so the connection goes back to the pool instead of being closed."""
         content = response.content
+        if content.at_eof():  # the usual case: nothing left, no task or timer to set up
+            return
 
         async def read_rest() -> None:
             budget = _DRAIN_BYTES

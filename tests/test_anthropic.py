@@ -10,7 +10,9 @@ import pytest
 import rxllm
 from rxllm import errors
 from rxllm._api import prepare
+from rxllm._spec import NamedDataEvents
 from rxllm.streaming import collect_sync
+from rxllm.transport.sse import SSEDecoder
 
 from .conftest import API_KEY, fixture_bytes
 from .server import ReplayServer, Reply
@@ -614,3 +616,50 @@ def test_thinking_blocks_of_a_non_streamed_answer_round_trip(server: ReplayServe
         {"type": "redacted_thinking", "data": "opaque-1"},
         {"type": "text", "text": "42"},
     ]
+
+
+# --- a whole read decoded at once ---------------------------------------------------------------
+
+
+def _parser() -> Any:
+    call, spec, _ = prepare("anthropic", MODEL, messages=USER, stream=True, api_key=API_KEY)
+    return spec.stream_parser(call)
+
+
+def _read(body: bytes) -> Any:
+    """``body`` as one socket read gives it to the parser (asserting the bulk path took it)."""
+    events = SSEDecoder().feed(body)
+    assert type(events) is NamedDataEvents
+    return events
+
+
+@pytest.mark.parametrize("name", ["stream_text.sse", "stream_tool_use.sse", "stream_thinking.sse"])
+def test_a_whole_read_parses_as_event_by_event(name: str) -> None:
+    body = fixture_bytes(f"anthropic/{name}")
+    batched, error = _parser().parse(_read(body))
+    assert error is None
+    one_by_one = _parser()
+    expected = [c for c in map(one_by_one.feed, _read(body)) if c is not None]
+    for chunk in (*batched, *expected):
+        chunk.created = 0
+    assert batched == expected and len(batched) >= 3
+
+
+def test_an_error_event_inside_a_read_keeps_the_chunks_before_it() -> None:
+    body = b"".join(_events("anthropic/stream_tool_use.sse")[:5])
+    body += fixture_bytes("anthropic/stream_error_overloaded.sse")
+    parser = _parser()
+    chunks, error = parser.parse(_read(body))
+    assert len(chunks) == 3  # the role chunk and the two text deltas
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == (
+        "Certainly! I can help you with that information"
+    )
+    assert isinstance(error, errors.ServiceUnavailableError) and error.code == "overloaded_error"
+
+
+def test_a_bad_frame_inside_a_read_fails_after_the_chunks_before_it() -> None:
+    events = _events("anthropic/stream_text.sse")
+    body = events[0] + b"event: content_block_delta\ndata: {not json\n\n" + events[-1]
+    chunks, error = _parser().parse(_read(body))
+    assert [c.choices[0].delta.role for c in chunks] == ["assistant"]
+    assert isinstance(error, errors.MalformedResponseError)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxllm._spec import SSEEvent
+from rxllm._spec import NamedDataEvents, SSEEvent
 from rxllm.errors import MalformedResponseError
 from rxllm.transport.ndjson import NDJSONDecoder
 from rxllm.transport.sse import SSEDecoder
@@ -158,6 +158,44 @@ def test_bulk_and_block_paths_agree() -> None:
     assert len(events) == 101
     assert events[50] == SSEEvent(b"odd", "x")
     assert [e.data for e in events[:50]] == [b"%d" % i for i in range(50)]
+
+
+def block_by_block(body: bytes) -> list[SSEEvent]:
+    """The reference: each blank-line-separated block through the field-by-field parser."""
+    decoder = SSEDecoder()
+    events = (decoder._parse_block(block) for block in body.split(b"\n\n") if block)
+    return [event for event in events if event is not None]
+
+
+NAMED = b'event: a\ndata: 1\n\nevent: b\ndata: {"x": 2}\n\nevent: c\ndata: \n\n'
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        NAMED,
+        b"event: a\n\nevent: b\ndata: 1\ndata: 2\n\n",  # as many data lines as events
+        b"event: a\ndata: 1\ndata: 2\n\nevent: b\n\n",
+        b"event: a\ndata: 1\n\n\nevent: b\ndata: 2\n\n",  # an extra blank line
+        b"event: a\ndata: 1\nid: 5\n\nevent: b\ndata: 2\n\n",
+        b"event: a\ndata:1\n\nevent: b\ndata: 2\n\n",  # no space after the colon
+        b"event: a\ndata: 1\n\nevent: b\n: comment\n\n",
+        b"event: a\ndata: 1\n\nevent: b\nevent: c\n\n",
+        b"event: a\ndata: 1\n\ndata: 2\n\n",  # named, then unnamed
+        b"event:  a\ndata:  1\n\n",  # a second space is part of the value
+    ],
+)
+def test_named_events_bulk_path_agrees_with_block_by_block(body: bytes) -> None:
+    assert decode([body]) == block_by_block(body)
+
+
+def test_named_events_bulk_path_gives_one_json_array() -> None:
+    events = SSEDecoder().feed(NAMED)
+    assert type(events) is NamedDataEvents
+    assert events.array == b'[1,{"x": 2},]'  # the empty payload stays visible (and invalid)
+    assert [e.event for e in events] == ["a", "b", "c"] and len(events) == 3
+    lopsided = b"event: a\n\nevent: b\ndata: 1\ndata: 2\n\n"
+    assert type(SSEDecoder().feed(lopsided)) is not NamedDataEvents
 
 
 # --- real transcripts, every way of cutting them ----------------------------------------------

@@ -15,12 +15,12 @@ does not mind). ``message_stop`` is the end marker.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import msgspec
 
-from .._spec import Call, ChatCall, EventParser, HttpRequest, SSEEvent
+from .._spec import Call, ChatCall, EventParser, HttpRequest, NamedDataEvents, SSEEvent
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -182,6 +182,7 @@ class _ErrorBody(msgspec.Struct, gc=False):
 
 
 _decode_event = msgspec.json.Decoder(_Event).decode
+_decode_events = msgspec.json.Decoder(list[_Event]).decode
 _decode_message = msgspec.json.Decoder(_Message).decode
 _decode_error = msgspec.json.Decoder(_ErrorBody).decode
 
@@ -311,6 +312,29 @@ class AnthropicStreamParser(EventParser):
             choices=[StreamChoice(delta=delta, finish_reason=finish, native_finish_reason=native)],
         )
 
+    def parse(self, events: Sequence[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+        """A read of named events (the usual case) is decoded in one msgspec call; anything
+        unusual in it - an ``error`` event, a frame that does not decode - is left to
+        :meth:`feed`, event by event, so chunks before it still arrive and it fails alone."""
+        if type(events) is not NamedDataEvents:
+            return EventParser.parse(self, events)
+        payload = events.array
+        try:
+            decoded = _decode_events(payload) if b'"error"' not in payload else None
+        except msgspec.DecodeError:
+            decoded = None
+        if decoded is None:
+            return EventParser.parse(self, events)
+        chunks: list[ChatChunk] = []
+        append, on_event = chunks.append, self._on_event
+        for ev in decoded:
+            chunk = on_event(ev)
+            if chunk is not None:
+                append(chunk)
+            if self.done:
+                break
+        return chunks, None
+
     def feed(self, event: SSEEvent) -> ChatChunk | None:
         try:
             ev = _decode_event(event.data)
@@ -320,6 +344,11 @@ class AnthropicStreamParser(EventParser):
                 provider=self._name,
                 model=self._requested,
             ) from None
+        if ev.type == "error":
+            raise error_from_body(None, event.data, {}, provider=self._name, model=self._requested)
+        return self._on_event(ev)
+
+    def _on_event(self, ev: _Event) -> ChatChunk | None:
         kind = ev.type
         if kind == "content_block_delta":
             delta = ev.delta
@@ -373,8 +402,6 @@ class AnthropicStreamParser(EventParser):
         if kind == "message_stop":
             self.done = True
             return None
-        if kind == "error":
-            raise error_from_body(None, event.data, {}, provider=self._name, model=self._requested)
         return None  # ping, and event types added after this was written
 
     def _block_start(self, ev: _Event) -> ChatChunk | None:

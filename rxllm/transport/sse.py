@@ -16,8 +16,10 @@ stream to report a failure mid-stream: WHATWG would silently ignore its lines as
 fields, so it is dispatched whole as the data of a ``message`` event instead, for the
 provider's parser to report.
 
-Speed: when every event of a read is a single ``data: ...`` line (the usual LLM stream), two
-``bytes.count`` calls prove it and one ``bytes.split`` yields all payloads; other shapes take the
+Speed: when every event of a read is a single ``data: ...`` line (the usual LLM stream), one
+``bytes.replace`` joins all payloads with commas and proves the shape on the way (no newline may
+be left); when every event is ``event: <name>`` plus one ``data:`` line (Anthropic), one
+regular-expression substitution does the same; other shapes take the
 block-by-block path, and blocks other than one ``data:`` line the line-by-line path. Bytes
 after the last event boundary are kept as a list of pieces and joined only once a boundary
 arrives, so a large event trickled byte by byte costs linear, not quadratic, time.
@@ -25,15 +27,18 @@ arrives, so a large event trickled byte by byte costs linear, not quadratic, tim
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from .._spec import DataEvents, SSEEvent
+from .._spec import DataEvents, NamedDataEvents, SSEEvent
 from ..errors import MalformedResponseError
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent"]
 
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
+#: What lies between two payloads in a read of named events.
+_BETWEEN_NAMED = re.compile(rb"\n\nevent: [^\n]*\ndata: ")
 
 
 class SSEDecoder:
@@ -100,12 +105,20 @@ class SSEDecoder:
         if end + 2 < len(buf):
             self._hold(buf[end + 2 :])
         complete = buf[:end]
-        # Bulk path: every event is one "data: " line (the usual LLM stream). Then the only
-        # newlines are the pairs that separate events, each followed by "data: ".
+        # Bulk paths. Every event one "data: " line (the usual LLM stream): joining the payloads
+        # removes every separator "\n\ndata: ", and no newline may be left. Every event an
+        # "event: <name>" line then one "data: " line (Anthropic): the first block's second
+        # line is data, joining removes every "\n\nevent: <name>\ndata: ", no newline left.
         if complete.startswith(b"data: "):
-            separators = complete.count(b"\n\ndata: ")
-            if complete.count(b"\n") == 2 * separators:
-                return DataEvents(complete, self.last_event_id)
+            payloads = complete[6:].replace(b"\n\ndata: ", b",")
+            if b"\n" not in payloads:
+                return DataEvents(complete, payloads, self.last_event_id)
+        elif complete.startswith(b"event: "):
+            first = complete.find(b"\n")
+            if complete.startswith(b"\ndata: ", first):
+                payloads = _BETWEEN_NAMED.sub(b",", complete[first + 7 :])
+                if b"\n" not in payloads:
+                    return NamedDataEvents(complete, payloads, self.last_event_id)
         blocks = complete.split(b"\n\n")
         events: list[SSEEvent] = []
         append = events.append
