@@ -128,13 +128,15 @@ def _built(build: Callable[[], HttpRequest], common: dict[str, Any]) -> HttpRequ
     """Build the request; a value JSON cannot carry is the caller's error, found before I/O.
     Errors of the provider's request builder name provider and model."""
     try:
-        return _checked(build, common)
+        request = _checked(build, common)
     except (TypeError, msgspec.EncodeError) as exc:
         raise BadRequestError(
             f"the request cannot be encoded as JSON: {exc}",
             provider=common["provider"],
             model=common["model"],
         ) from None
+    _checked(lambda: _checks.check_url_credentials(request.url, request.headers), common)
+    return request
 
 
 def _checked(check: Callable[[], T], common: dict[str, Any]) -> T:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._spec import LOOPBACK_SCHEME
+from ._spec import LOOPBACK_SCHEME, masked_url
 from .errors import BadRequestError, ConfigurationError
 
 __all__ = [
@@ -102,10 +102,29 @@ def check_api_base(base: Any, provider: str) -> str:
         raise ConfigurationError(f"api_base is not a valid URL: {exc}", provider=provider) from None
     if parts.scheme not in ("http", "https") or not host or not _CONTROL.isdisjoint(base):
         raise ConfigurationError(
-            f"api_base must be an http:// or https:// URL with a host, not {base!r}",
+            f"api_base must be an http:// or https:// URL with a host, not {masked_url(base)!r}",
             provider=provider,
         )
     return base
+
+
+def check_url_credentials(url: str, headers: Mapping[str, str]) -> None:
+    """Credentials in a URL (``https://user:password@proxy/v1``) become a Basic
+    ``Authorization`` header, which cannot be sent beside the provider's own: refuse the pair
+    before any I/O instead of letting the HTTP client fail with a bare ValueError."""
+    if "@" not in url or not any(name.lower() == "authorization" for name in headers):
+        return
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return
+    if parts.username is not None:
+        raise ConfigurationError(
+            f"api_base carries credentials ({masked_url(url)}) and the request has its own "
+            "Authorization header (the API key, or extra_headers): HTTP cannot send both. "
+            "Remove them from api_base (a proxy's credentials can go in extra_headers, e.g. "
+            "Proxy-Authorization)."
+        )
 
 
 def check_mapping(value: Any, what: str) -> dict[str, Any]:

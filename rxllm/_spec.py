@@ -7,6 +7,7 @@ and maps error bodies to typed errors. It never does I/O and never touches Rx.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
@@ -33,6 +34,7 @@ __all__ = [
     "SSEEvent",
     "ScriptedReply",
     "StreamParser",
+    "masked_url",
 ]
 
 #: Header names whose values are credentials: masked in every repr.
@@ -185,6 +187,14 @@ def _mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("***" if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers.items()}
 
 
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
+
+
+def masked_url(url: str) -> str:
+    """``url`` fit to show: credentials in it (``https://user:password@host``) become ``***``."""
+    return _USERINFO.sub(r"\1***@", url)
+
+
 class HttpRequest:
     """A ready-to-send HTTP request. Its repr masks credential headers."""
 
@@ -199,7 +209,8 @@ class HttpRequest:
         self.body = body
 
     def __repr__(self) -> str:
-        return f"HttpRequest({self.method} {self.url}, headers={_mask_headers(self.headers)})"
+        headers = _mask_headers(self.headers)
+        return f"HttpRequest({self.method} {masked_url(self.url)}, headers={headers})"
 
 
 class Call:
@@ -254,7 +265,8 @@ class Call:
         key = "***" if self.api_key else None
         return (
             f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r}, "
-            f"api_base={self.api_base!r}, api_key={key!r}, params={sorted(self.params)})"
+            f"api_base={masked_url(self.api_base)!r}, api_key={key!r}, "
+            f"params={sorted(self.params)})"
         )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import providers
 from .._checks import check_verify
-from .._spec import SENSITIVE_HEADERS
+from .._spec import SENSITIVE_HEADERS, masked_url
 from ..errors import ConfigurationError, UnsupportedParamsError
 from ._health import DeploymentState
 
@@ -80,7 +80,7 @@ class Deployment:
         self.state = DeploymentState()
 
     def __repr__(self) -> str:
-        base = f" @ {self.api_base}" if self.api_base else ""
+        base = f" @ {masked_url(self.api_base)}" if self.api_base else ""
         return f"Deployment({self.id}: {self.provider}/{self.model}{base})"
 
     def describe(self) -> dict[str, Any]:
@@ -89,7 +89,7 @@ class Deployment:
             "id": self.id,
             "provider": self.provider,
             "model": self.model,
-            "api_base": self.api_base,
+            "api_base": masked_url(self.api_base) if self.api_base else None,
             "api_key": "***" if self.api_key else None,
             "weight": self.weight,
             "rpm": self.rpm,

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 import msgspec
 
 from .._api import prepare
-from .._spec import ChatCall, HttpRequest, Provider
+from .._spec import ChatCall, HttpRequest, Provider, masked_url
 from ..errors import (
     APITimeoutError,
     BadRequestError,
@@ -71,6 +71,7 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     deployment: str
     provider: str
     model: str
+    #: Where it was sent (credentials in the URL masked).
     api_base: str | None
     #: 1 for the first attempt of the request, counting retries and fallbacks.
     number: int
@@ -490,13 +491,14 @@ class Execution:
                     fail_window=settings.fail_window,
                     cooldown_time=settings.cooldown_time,
                 )
+        base = pick.call.api_base if pick is not None else deployment.api_base
         record = Attempt(
             config=self.plan.name,
             group=group.name,
             deployment=deployment.id,
             provider=deployment.provider,
             model=deployment.model,
-            api_base=pick.call.api_base if pick is not None else deployment.api_base,
+            api_base=None if base is None else masked_url(base),
             number=len(self.attempts) + 1,
             stream=self._stream,
             outcome=outcome,

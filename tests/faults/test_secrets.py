@@ -318,3 +318,49 @@ def test_same_origin_307_keeps_every_credential_header(faults: FaultServer) -> N
     assert moved.path == "/v2/chat/completions"
     assert moved.headers["Authorization"] == f"Bearer {API_KEY}"
     assert {h: moved.headers[h] for h in KEY_HEADERS} == KEY_HEADERS
+
+
+def test_credentials_in_api_base_are_masked_wherever_it_is_shown() -> None:
+    secret, port = "pw-in-the-url-0000", closed_port()
+    base = f"http://alice:{secret}@127.0.0.1:{port}"
+    # Anthropic sends its key in x-api-key, so the URL's credentials can go as Basic auth.
+    call, _, request = prepare(
+        "anthropic",
+        "claude-haiku-4-5",
+        messages=MESSAGES,
+        stream=False,
+        api_key=API_KEY,
+        api_base=base,
+    )
+    assert request.url.startswith(base)  # sent as given: aiohttp makes it Basic auth
+    attempts: list[Any] = []
+    router = Router(num_retries=0, on_attempt=attempts.append)
+    router.register(
+        "proxy", provider="anthropic", model="claude-haiku-4-5", api_key=API_KEY, api_base=base
+    )
+    with pytest.raises(errors.APIConnectionError) as caught:
+        router.completion("proxy", MESSAGES)
+    (attempt,) = attempts
+    assert attempt.api_base == f"http://***@127.0.0.1:{port}"
+    shown_forms = [
+        *shown(call),
+        *shown(request),
+        *shown(attempt),
+        *shown(router),
+        repr(router.get_config("proxy")),
+        *map(repr, router._configs["proxy"].deployments),
+        str(caught.value),
+        chained_traceback(caught.value),
+    ]
+    for text in shown_forms:
+        assert secret not in text and API_KEY not in text, text[:300]
+    assert "//***@127.0.0.1" in repr(call) and "//***@127.0.0.1" in repr(request)
+
+
+def test_credentials_in_api_base_beside_an_authorization_header_fail_before_io() -> None:
+    secret = "pw-in-the-url-0000"
+    base = f"http://alice:{secret}@127.0.0.1:{closed_port()}/v1"
+    with pytest.raises(errors.ConfigurationError, match="cannot send both") as caught:
+        rxllm.completion("openai", "gpt-4o", messages=MESSAGES, api_key=API_KEY, api_base=base)
+    assert caught.value.provider == "openai"
+    assert secret not in str(caught.value) and API_KEY not in str(caught.value)
