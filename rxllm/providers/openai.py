@@ -402,23 +402,24 @@ class OpenAIProvider:
         """The body -> ``ChatResponse``; raises ``msgspec.DecodeError`` when it is not one."""
         return _decode_response(body)
 
+    def _not_a(self, what: str, body: bytes, call: Call, exc: msgspec.DecodeError) -> LLMError:
+        """The typed error for a 2xx body that is not ``what``: the provider's own error when
+        the body is an error object, else a malformed response showing what came instead."""
+        if isinstance(exc, msgspec.ValidationError):
+            if b'"error"' in body:
+                return error_from_body(200, body, {}, provider=self.name, model=call.model)
+            problem = f"response is not {what}"
+        else:
+            problem = "response is not JSON"
+        return MalformedResponseError(
+            f"{problem}: {body_snippet(body, 200)!r}", provider=self.name, model=call.model
+        )
+
     def parse_response(self, body: bytes, call: ChatCall) -> ChatResponse:
         try:
             response = self.decode_response(body, call)
-        except msgspec.ValidationError:
-            if b'"error"' in body:
-                raise error_from_body(200, body, {}, provider=self.name, model=call.model) from None
-            raise MalformedResponseError(
-                f"response is not a chat.completion: {body_snippet(body, 200)!r}",
-                provider=self.name,
-                model=call.model,
-            ) from None
-        except msgspec.DecodeError:
-            raise MalformedResponseError(
-                f"response is not JSON: {body_snippet(body, 200)!r}",
-                provider=self.name,
-                model=call.model,
-            ) from None
+        except msgspec.DecodeError as exc:
+            raise self._not_a("a chat.completion", body, call, exc) from None
         response.provider = self.name
         normalise_finish(response.choices)
         return response
@@ -447,14 +448,8 @@ class OpenAIProvider:
     def parse_embedding_response(self, body: bytes, call: EmbeddingCall) -> EmbeddingResponse:
         try:
             response = _decode_embeddings(body)
-        except msgspec.DecodeError:
-            if b'"error"' in body:
-                raise error_from_body(200, body, {}, provider=self.name, model=call.model) from None
-            raise MalformedResponseError(
-                f"response is not an embedding list: {body_snippet(body, 200)!r}",
-                provider=self.name,
-                model=call.model,
-            ) from None
+        except msgspec.DecodeError as exc:
+            raise self._not_a("an embedding list", body, call, exc) from None
         response.provider = self.name
         return response
 
