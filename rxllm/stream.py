@@ -28,6 +28,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
 from typing import Any, TypeVar
 
 import aiohttp
@@ -151,6 +152,9 @@ class ChatStream(Observable[ChatChunk]):
         self._observers: tuple[abc.ObserverBase[ChatChunk], ...] = ()
         self._state = _PENDING
         self._error: LLMError | None = None
+        # The error's traceback as the stream ended: each late subscriber gets it back, so
+        # re-raising the one shared exception does not make its traceback grow without end.
+        self._error_tb: TracebackType | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._bind_lock = threading.Lock()
@@ -241,7 +245,7 @@ class ChatStream(Observable[ChatChunk]):
             self._safely(observer.on_completed)
         elif state >= _FAILED:
             assert self._error is not None
-            self._safely(observer.on_error, self._error)
+            self._safely(observer.on_error, self._error.with_traceback(self._error_tb))
         else:
             self._observers = (*self._observers, observer)
             if state == _PENDING:
@@ -416,6 +420,6 @@ class ChatStream(Observable[ChatChunk]):
         _add_context(error, self._call, self.request_id)
         if error.partial_response is None and self._chunks:
             error.partial_response = assemble(self._chunks)
-        self._state, self._error = _FAILED, error
+        self._state, self._error, self._error_tb = _FAILED, error, error.__traceback__
         for observer in observers:
             self._safely(observer.on_error, error)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import traceback
 
 import pytest
 
@@ -174,6 +175,19 @@ def test_failed_stream_replays_the_same_error(server: ReplayServer, openai_base:
     assert a.errors[0] is b.errors[0]
     assert isinstance(a.errors[0], errors.InternalServerError)
     assert len(server.requests) == 1
+
+
+def test_raising_a_replayed_error_again_and_again_keeps_its_traceback_short(
+    server: ReplayServer, openai_base: str
+) -> None:
+    server.queue(Reply(status=500, body=b'{"error":{"message":"boom"}}'))
+    chat = stream(openai_base)
+    lengths = set()
+    for _ in range(5):
+        with pytest.raises(errors.InternalServerError) as caught:
+            collect_sync(chat, timeout=10)
+        lengths.add(len(traceback.format_exception(caught.value)))
+    assert len(lengths) == 1 and len(server.requests) == 1
 
 
 # --- contract 3: cancellation is real -----------------------------------------------------------
