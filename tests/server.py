@@ -41,6 +41,9 @@ class Reply:
     wait: float = 0.0
     #: Abort the TCP connection after reading the request, before sending any header.
     reset: bool = False
+    #: Set ``ReplayServer.write_blocked`` while a write of the body waits for the client to read
+    #: (TCP flow control holding the server back).
+    report_blocking: bool = False
     #: Send the body gzip-encoded (``Content-Encoding: gzip``), flushed after every piece so
     #: it still streams.
     gzip: bool = False
@@ -74,6 +77,8 @@ class ReplayServer:
         self.record = True
         self.disconnected = threading.Event()
         self.completed = threading.Event()
+        #: Set while a body write waits for the client to read (``Reply.report_blocking``).
+        self.write_blocked = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -118,12 +123,28 @@ class ReplayServer:
         self.replies.clear()
         self.disconnected = threading.Event()
         self.completed = threading.Event()
+        self.write_blocked = threading.Event()
         self.responder = None
         self.written = 0
         self.count = 0
         self.record = True
 
     # --- the handler -------------------------------------------------------------------
+
+    async def _write_reporting_blocks(
+        self, request: web.Request, response: web.StreamResponse, piece: bytes
+    ) -> None:
+        """Write ``piece``; while the write waits for the transport to drain (the client is
+        not reading), ``write_blocked`` is set."""
+        write = asyncio.ensure_future(response.write(piece))
+        await asyncio.sleep(0)  # one loop turn: the write has either finished or is draining
+        protocol = request.protocol
+        if not write.done() and protocol is not None and protocol.writing_paused:
+            self.write_blocked.set()
+        try:
+            await write
+        finally:
+            self.write_blocked.clear()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
@@ -165,7 +186,11 @@ class ReplayServer:
             for start in range(0, limit, step):
                 piece = data[start : min(start + step, limit)]
                 if compressor is not None:
-                    await response.write(compressor.compress(piece) + compressor.flush(zlib.Z_SYNC_FLUSH))
+                    await response.write(
+                        compressor.compress(piece) + compressor.flush(zlib.Z_SYNC_FLUSH)
+                    )
+                elif reply.report_blocking:
+                    await self._write_reporting_blocks(request, response, piece)
                 else:
                     await response.write(piece)
                 self.written += len(piece)

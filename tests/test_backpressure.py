@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import tracemalloc
 
 import rxllm
@@ -44,21 +43,17 @@ def chat(base: str) -> rxllm.ChatStream:
     )
 
 
-def wait_until_server_stalls(server: ReplayServer) -> int:
-    """Poll the server's byte count until it stops moving (the consumer is holding it back)."""
-    last = -1
-    deadline = time.monotonic() + 20
-    while server.written != last and time.monotonic() < deadline:
-        last = server.written
-        time.sleep(0.25)  # polling a counter, not synchronising
-    return last
+def wait_until_server_is_held_back(server: ReplayServer) -> int:
+    """Wait until a write of the server waits for the client to read; the bytes written then."""
+    assert server.write_blocked.wait(20), "the server was never held back"
+    return server.written
 
 
 async def test_slow_async_consumer_holds_the_server_back(
     server: ReplayServer, openai_base: str
 ) -> None:
     body = large_body()
-    server.queue(Reply(body=body, piece=64 * 1024))
+    server.queue(Reply(body=body, piece=64 * 1024, report_blocking=True))
     received: list[str] = []
     tracemalloc.start()
     try:
@@ -66,7 +61,7 @@ async def test_slow_async_consumer_holds_the_server_back(
             received.append(text[:6])
             if len(received) == 10:  # now the consumer is busy for a long while
                 before = tracemalloc.get_traced_memory()[0]
-                stalled_at = await asyncio.to_thread(wait_until_server_stalls, server)
+                stalled_at = await asyncio.to_thread(wait_until_server_is_held_back, server)
                 growth = tracemalloc.get_traced_memory()[0] - before
                 assert not server.completed.is_set(), "the server wrote everything: no backpressure"
                 assert stalled_at < len(body) - 4 * 1024 * 1024
@@ -79,7 +74,7 @@ async def test_slow_async_consumer_holds_the_server_back(
 
 def test_slow_sync_subscriber_holds_the_server_back(server: ReplayServer, openai_base: str) -> None:
     body = large_body()
-    server.queue(Reply(body=body, piece=64 * 1024))
+    server.queue(Reply(body=body, piece=64 * 1024, report_blocking=True))
     release, blocked, done = threading.Event(), threading.Event(), threading.Event()
     received: list[str] = []
 
@@ -91,7 +86,7 @@ def test_slow_sync_subscriber_holds_the_server_back(server: ReplayServer, openai
 
     chat(openai_base).pipe(ops.extract_content()).subscribe(slow, on_completed=done.set)
     assert blocked.wait(10)
-    stalled_at = wait_until_server_stalls(server)
+    stalled_at = wait_until_server_is_held_back(server)
     assert not server.completed.is_set() and stalled_at < len(body) - 4 * 1024 * 1024
     release.set()
     assert done.wait(30)
