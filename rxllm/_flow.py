@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 
-from ._loop import background_loop, running_loop
+from ._loop import running_loop
 
 __all__ = ["StreamIterator", "hold_producer", "producer_holds", "wait_holds"]
 
@@ -86,7 +86,7 @@ class _Channel:
         self.low = self.high // 2
         self.items: deque[Any] = deque()
         self.lock = threading.Lock()
-        self.waiter: asyncio.Future[None] | threading.Event | None = None
+        self.waiter: Any = None  # an asyncio future, or anything with set()
         self.hold: asyncio.Future[None] | None = None
 
     def on_next(self, item: Any) -> None:
@@ -148,11 +148,11 @@ class _Channel:
             _resolve_from_any_thread(hold)
 
 
-def _wake(waiter: asyncio.Future[None] | threading.Event) -> None:
-    if isinstance(waiter, threading.Event):
-        waiter.set()
-    else:
+def _wake(waiter: Any) -> None:
+    if isinstance(waiter, asyncio.Future):
         _resolve_from_any_thread(waiter)
+    else:
+        waiter.set()
 
 
 class StreamIterator(Generic[T]):
@@ -171,12 +171,13 @@ class StreamIterator(Generic[T]):
         self._subscription: abc.DisposableBase | None = None
         self._started = False
         self._closed = False
+        self._pump: Any = None  # the blocking ``for``'s place (rxllm._places.Pump)
 
-    def _start(self) -> None:
+    def _start(self, scheduler: abc.SchedulerBase | None = None) -> None:
         self._started = True
         channel = self._channel
         self._subscription = self._source.subscribe(
-            channel.on_next, channel.on_error, channel.on_completed
+            channel.on_next, channel.on_error, channel.on_completed, scheduler=scheduler
         )
 
     def _next_or_wait(self, make_waiter: Callable[[], Any]) -> tuple[bool, Any]:
@@ -226,35 +227,24 @@ class StreamIterator(Generic[T]):
         if self._closed:
             raise StopIteration
         if not self._started:
-            self._check_can_block()
-            self._start()
+            from ._places import Pump  # the places module builds on this one
+
+            self._pump = Pump()
+            self._start(self._pump.scheduler)
+        pump = self._pump
+        channel = self._channel
         while True:
             try:
-                ready, item = self._next_or_wait(threading.Event)
+                ready, item = self._next_or_wait(lambda: pump)
             except _Stop:
                 raise StopIteration from None
             if ready:
                 return item  # type: ignore[no-any-return]
-            try:
-                item.wait()
+            try:  # run this iteration's callbacks here until an item (or the end) is in
+                pump.run_until(lambda: bool(channel.items))
             except BaseException:
                 self.close()
                 raise
-
-    def _check_can_block(self) -> None:
-        """A blocking ``for`` inside a running loop must not wait for that same loop."""
-        loop = running_loop()
-        if loop is None:
-            return
-        source: Any = self._source
-        bind = getattr(source, "bind", None)
-        if bind is not None and getattr(source, "loop", None) is None:
-            bind(background_loop())
-        elif bind is None or getattr(source, "loop", None) is loop:
-            raise RuntimeError(
-                "a blocking `for` here would block the event loop the stream runs on; "
-                "use `async for` instead"
-            )
 
     def close(self) -> None:
         """Stop iterating: dispose the subscription (cancelling the request if it was the last)."""
@@ -263,6 +253,8 @@ class StreamIterator(Generic[T]):
         if subscription is not None:
             subscription.dispose()
         self._channel.release()
+        if self._pump is not None:
+            self._pump.close()
 
     dispose = close
 

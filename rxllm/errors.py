@@ -40,12 +40,14 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "RedirectError",
+    "ReplayUnavailableError",
     "ResponseError",
     "ServiceUnavailableError",
     "StreamCancelledError",
     "StreamTruncatedError",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
+    "WouldBlockError",
     "error_for_status",
     "error_summary",
     "is_llm_error",
@@ -236,6 +238,20 @@ class StreamCancelledError(APIConnectionError):
     """The stream was cancelled (every subscriber disposed) before it finished."""
 
     default_recoverable = False
+
+
+class WouldBlockError(LLMError, RuntimeError):
+    """A blocking helper was asked to wait for a stream that needs this very thread to run
+    (its event loop is the one the helper would block); the message names what to use."""
+
+    category: ClassVar[Category] = "client"
+
+
+class ReplayUnavailableError(LLMError):
+    """A stream made with ``replay=False`` was subscribed after its first chunk: the chunks
+    before are gone, and a partial sequence is never passed off as the whole."""
+
+    category: ClassVar[Category] = "client"
 
 
 class FanOutError(LLMError):

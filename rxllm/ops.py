@@ -14,14 +14,14 @@ reactivex's own operators where one fits, so they mix freely with ``reactivex.op
 Per-chunk operators (``extract_content``, ``extract_reasoning``, ``tool_calls``, ``timeout``) are
 written as one fused step each: the chunk path is the hot path of a long stream.
 
-Timers (``buffer_text``, ``timeout``) run on the event loop the stream runs on - the running loop
-in asyncio code, rxllm's background loop in plain scripts - so every callback of a pipeline comes
-from that one thread.
+Timers (``buffer_text``, ``timeout``, and reactivex's own time operators in a pipeline piped from
+a stream) run where the subscriber's callbacks run - the running loop's thread in asyncio code,
+the subscriber's own thread in plain scripts - so every callback of a pipeline comes from that
+one thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import operator
 import time
 from collections.abc import Callable
@@ -32,10 +32,9 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as rx_ops
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
-from reactivex.scheduler.eventloop import AsyncIOScheduler, AsyncIOThreadSafeScheduler
 
 from ._assemble import Assembler, ToolCallParts, assemble
-from ._loop import background_loop, running_loop
+from ._places import Place, PlaceScheduler, Timer, subscriber_place
 from .errors import APITimeoutError
 from .pricing import calculate_cost
 from .tokens import estimate_tokens
@@ -59,18 +58,13 @@ T = TypeVar("T")
 _replace = msgspec.structs.replace
 
 
-def _stream_loop(source: Observable[Any]) -> asyncio.AbstractEventLoop:
-    """The loop a stream runs (or will run) on: the stream's own if it has one, else the
-    subscriber's running loop, else rxllm's background loop (the same rule ``ChatStream`` uses)."""
-    loop: asyncio.AbstractEventLoop | None = getattr(source, "loop", None)
-    return loop or running_loop() or background_loop()
-
-
-def _stream_scheduler(source: Observable[Any]) -> abc.SchedulerBase:
-    loop = _stream_loop(source)
-    if running_loop() is loop:
-        return AsyncIOScheduler(loop)
-    return AsyncIOThreadSafeScheduler(loop)
+def _on_place(
+    scheduler: abc.SchedulerBase | None,
+) -> tuple[Place, abc.SchedulerBase]:
+    """The subscriber's place, and the scheduler to subscribe upstream with so the stream at
+    the root delivers there too."""
+    place = subscriber_place(scheduler)
+    return place, scheduler if isinstance(scheduler, PlaceScheduler) else place.scheduler
 
 
 # --- text ------------------------------------------------------------------------------------
@@ -153,12 +147,13 @@ def buffer_text(
         def subscribe(
             observer: abc.ObserverBase[str], subscribe_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            timer = scheduler or subscribe_scheduler or _stream_scheduler(source)
+            place, upstream = _on_place(subscribe_scheduler)
             windows: Observable[list[str]] = source.pipe(
-                extract_content(), rx_ops.buffer_with_time(seconds, scheduler=timer)
+                extract_content(),
+                rx_ops.buffer_with_time(seconds, scheduler=scheduler or place.scheduler),
             )
             texts = windows.pipe(rx_ops.filter(bool), rx_ops.map("".join))
-            return texts.subscribe(observer, scheduler=subscribe_scheduler)
+            return texts.subscribe(observer, scheduler=upstream)
 
         return Observable(subscribe)
 
@@ -376,7 +371,8 @@ def timeout(
     items are ``ChatChunk`` s). Catch it with ``reactivex.operators.catch`` to end quietly.
 
     Unlike ``reactivex.operators.timeout``, which re-arms a timer for every item, this keeps one
-    timer on the stream's loop and re-arms it only when it fires: an item costs one clock read.
+    timer where the subscriber's callbacks run and re-arms it only when it fires (or when the
+    first item moves the deadline sooner): an item costs one clock read.
     An item held back by a slow consumer counts as late: place the operator where the waiting
     you want to limit happens.
     """
@@ -388,15 +384,15 @@ def timeout(
         def subscribe(
             observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            loop = _stream_loop(source)
-            clock = loop.time
+            place, upstream_scheduler = _on_place(scheduler)
+            clock = time.monotonic
             start = clock()
             seen: list[T] = []
             append = seen.append
             last: list[float] = []  # [time of the latest item], empty before the first
             ended = False
             upstream = SingleAssignmentDisposable()
-            timer: list[asyncio.TimerHandle] = []
+            timer: list[Timer] = []
 
             def deadline() -> tuple[float, str]:
                 candidates = []
@@ -417,10 +413,11 @@ def timeout(
                 if ended:
                     return
                 when, reason = deadline()
-                if clock() >= when:
+                now = clock()
+                if now >= when:
                     expire(reason)
                 elif when != float("inf"):
-                    timer.append(loop.call_at(when, check))
+                    timer.append(place.call_later(when - now, check))
 
             def expire(reason: str) -> None:
                 nonlocal ended
@@ -434,45 +431,37 @@ def timeout(
                 while timer:
                     timer.pop().cancel()
 
-            def arm() -> None:
-                if running_loop() is loop:
-                    check()
-                elif not loop.is_closed():
-                    loop.call_soon_threadsafe(check)
-
-            def cancel_from_any_thread() -> None:
-                if running_loop() is loop:
-                    stop_timer()
-                elif not loop.is_closed():
-                    loop.call_soon_threadsafe(stop_timer)
-
             def on_next(item: T) -> None:
                 if ended:
                     return
-                if last:
-                    last[0] = clock()
-                else:
+                first = not last
+                if first:
                     last.append(clock())
+                else:
+                    last[0] = clock()
                 append(item)
-                if not timer:  # only idle= was set: the first item starts the clock
-                    arm()
+                # The first item moves the deadline from first_token= to idle=, which may be
+                # sooner: re-arm then (later items only ever push it back; the timer re-checks).
+                if first or not timer:
+                    check()
                 observer.on_next(item)
 
             def on_error(error: Exception) -> None:
                 if not ended:
-                    cancel_from_any_thread()
+                    stop_timer()
                     observer.on_error(error)
 
             def on_completed() -> None:
                 if not ended:
-                    cancel_from_any_thread()
+                    stop_timer()
                     observer.on_completed()
 
-            arm()
+            place.retain()
+            check()
             upstream.disposable = source.subscribe(
-                on_next, on_error, on_completed, scheduler=scheduler
+                on_next, on_error, on_completed, scheduler=upstream_scheduler
             )
-            return CompositeDisposable(upstream, Disposable(cancel_from_any_thread))
+            return CompositeDisposable(upstream, Disposable(stop_timer), Disposable(place.release))
 
         return Observable(subscribe)
 

@@ -24,27 +24,51 @@ consumer (``async for chunk in stream``, the SSE bridge) cannot block there; it 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import logging
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import aiohttp
 from reactivex import Observable, abc
-from reactivex.disposable import Disposable
+from reactivex.disposable import CompositeDisposable, Disposable
+from reactivex.internal.exceptions import SequenceContainsNoElementsError
 
 from . import transport
 from ._assemble import assemble
-from ._flow import StreamIterator, producer_holds, wait_holds
+from ._flow import StreamIterator, _holds, producer_holds, wait_holds
 from ._loop import background_loop, running_loop
+from ._places import (
+    Delivery,
+    LoopPlace,
+    Place,
+    PlaceScheduler,
+    Pump,
+    delivering,
+    loop_place,
+    on_exit_interrupt,
+    record,
+    subscriber_place,
+)
 from ._spec import Call, ChatCall, HttpRequest, Provider
-from .errors import LLMError, MalformedResponseError, ResponseError, StreamCancelledError
+from .errors import (
+    LLMError,
+    MalformedResponseError,
+    ReplayUnavailableError,
+    ResponseError,
+    StreamCancelledError,
+    WouldBlockError,
+)
 from .providers._common import body_snippet, request_id_from
 from .types import ChatChunk, ChatResponse
 
-__all__ = ["ChatStream", "fetch", "fetch_response"]
+__all__ = ["ChatStream", "Piped", "fetch", "fetch_response", "run_blocking"]
 
 T = TypeVar("T")
 
@@ -156,7 +180,13 @@ class ChatStream(Observable[ChatChunk]):
         # re-raising the one shared exception does not make its traceback grow without end.
         self._error_tb: TracebackType | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._started = False
+        #: Subscribers whose callbacks run elsewhere than this stream's loop thread.
+        self._remote: tuple[_Remote, ...] = ()
+        self._replay = True
+        self._emitted = 0
         self._bind_lock = threading.Lock()
         self.request_id: str | None = None
 
@@ -202,27 +232,92 @@ class ChatStream(Observable[ChatChunk]):
         with self._bind_lock:
             if self._loop is None:
                 self._loop = loop or running_loop() or background_loop()
+                self._pid = os.getpid()
             return self._loop
+
+    def pipe(self, *operators: Callable[[Any], Any]) -> Any:
+        """``Observable.pipe``, returning a :class:`Piped` that still knows this stream, so
+        ``.run()``, ``await`` and time operators behave wherever it is consumed."""
+        return _piped((self,), Observable.pipe(self, *operators))
+
+    def run(self, scheduler: abc.SchedulerBase | None = None) -> ChatChunk:
+        """Block until the stream ends; its last chunk (reactivex's ``run``, safe anywhere)."""
+        return run_blocking(self, scheduler)
 
     def _subscribe_core(
         self,
         observer: abc.ObserverBase[ChatChunk],
         scheduler: abc.SchedulerBase | None = None,
     ) -> abc.DisposableBase:
-        loop = self._loop or self.bind()
-        if running_loop() is loop:
-            self._attach(observer)
-        elif loop.is_closed():
-            observer.on_error(
-                _add_context(
-                    StreamCancelledError("the stream's event loop is closed"),
-                    self._call,
-                    self.request_id,
+        place = subscriber_place(scheduler)
+        record(self)
+        if self._state >= _COMPLETED:  # finished: replay here and now, whatever loop it had
+            self._replay_finished(observer)
+            return Disposable()
+        loop = self._loop_for(place)
+        if isinstance(loop, LLMError):
+            observer.on_error(_add_context(loop, self._call, self.request_id))
+            return Disposable()
+        if isinstance(place, LoopPlace) and place.loop is loop and place.is_current():
+            self._attach(observer)  # the subscriber lives on the stream's own loop: direct
+            return Disposable(lambda: self._detach_from_any_thread(observer))
+        remote = _Remote(observer, place)
+        place.retain()
+        try:  # never synchronously, even on the loop: not in the middle of an emit
+            loop.call_soon_threadsafe(self._attach_remote, remote)
+        except RuntimeError:  # the loop closed in between
+            remote.release()
+            observer.on_error(_add_context(_loop_gone(), self._call, self.request_id))
+            return Disposable()
+
+        def dispose() -> None:
+            remote.closed = True
+            self._detach_from_any_thread(observer)
+
+        return Disposable(dispose)
+
+    def _loop_for(self, place: Place) -> asyncio.AbstractEventLoop | LLMError:
+        """The loop to attach a subscriber living at ``place`` on: a stream nobody has started
+        is (re)bound to a loop that can run it; a running one must have a live loop that the
+        subscriber does not block."""
+        with self._bind_lock:
+            loop = self._loop
+            if self._state == _PENDING:
+                if loop is None or not _alive(loop, self._pid) or place.blocks_loop(loop):
+                    loop = self._loop = _loop_to_run_on(place)
+                    self._pid = os.getpid()
+                return loop
+            assert loop is not None
+            if self._pid != os.getpid():
+                return StreamCancelledError(
+                    "the stream was running when the process forked; start a new one here"
                 )
-            )
-        else:
-            loop.call_soon_threadsafe(self._attach, observer)
-        return Disposable(lambda: self._detach_from_any_thread(observer))
+            if loop.is_closed() or not loop.is_running():
+                return _loop_gone()
+            if place.blocks_loop(loop):
+                if self._started:
+                    return WouldBlockError(
+                        "this stream runs on this thread's event loop, which a blocking call "
+                        "here would stop; use `await` (`await rxllm.streaming.collect(stream)`, "
+                        "`async for`, `await handle`) instead"
+                    )
+                return self._move_to(background_loop(), loop)
+            return loop
+
+    def _move_to(
+        self, loop: asyncio.AbstractEventLoop, old: asyncio.AbstractEventLoop
+    ) -> asyncio.AbstractEventLoop:
+        """Move a stream whose task has not run yet (its loop's thread is about to block in a
+        helper) to ``loop``: its subscribers on ``old`` now get their chunks handed over."""
+        if self._task is not None:
+            self._task.cancel()  # never started: no request was sent
+        old_place = loop_place(old)
+        moved = tuple(_Remote(observer, old_place) for observer in self._observers)
+        self._observers = ()
+        self._remote = (*moved, *self._remote)
+        self._loop = loop
+        loop.call_soon_threadsafe(self._start)
+        return loop
 
     def _detach_from_any_thread(self, observer: abc.ObserverBase[ChatChunk]) -> None:
         loop = self._loop
@@ -231,9 +326,41 @@ class ChatStream(Observable[ChatChunk]):
         if running_loop() is loop:
             self._detach(observer)
         elif not loop.is_closed():
-            loop.call_soon_threadsafe(self._detach, observer)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._detach, observer)
+
+    def _replay_finished(self, observer: abc.ObserverBase[ChatChunk]) -> None:
+        """A finished stream's whole sequence and termination, on the calling thread."""
+        if not self._replay and self._emitted:
+            self._safely(observer.on_error, self._replay_unavailable())
+            return
+        try:
+            for chunk in self._chunks:
+                observer.on_next(chunk)
+        except Exception as exc:
+            self._safely(observer.on_error, exc)
+            return
+        if self._state == _COMPLETED:
+            self._safely(observer.on_completed)
+        else:
+            error = self._error
+            assert error is not None
+            self._safely(observer.on_error, error.with_traceback(self._error_tb))
+
+    def _replay_unavailable(self) -> LLMError:
+        return _add_context(
+            ReplayUnavailableError(
+                f"this stream was made with replay=False and {self._emitted} chunks have "
+                "already gone by; subscribe before the first chunk, or keep replay on"
+            ),
+            self._call,
+            self.request_id,
+        )
 
     def _attach(self, observer: abc.ObserverBase[ChatChunk]) -> None:
+        if not self._replay and self._emitted:
+            self._safely(observer.on_error, self._replay_unavailable())
+            return
         try:
             for chunk in self._chunks:
                 observer.on_next(chunk)
@@ -249,26 +376,70 @@ class ChatStream(Observable[ChatChunk]):
         else:
             self._observers = (*self._observers, observer)
             if state == _PENDING:
-                self._state = _RUNNING
-                loop = self._loop
-                assert loop is not None
-                self._task = loop.create_task(self._run())
+                self._start()
+
+    def _attach_remote(self, remote: _Remote) -> None:
+        """On the stream's loop: hand a subscriber living elsewhere what it missed, then
+        follow live."""
+        if remote.closed:
+            remote.release()
+            return
+        if not self._replay and self._emitted:
+            self._end_remote(remote, self._replay_unavailable())
+            return
+        if self._chunks and not remote.place.post(
+            functools.partial(self._deliver, remote, list(self._chunks), None), remote
+        ):
+            remote.release()
+            return
+        state = self._state
+        if state == _COMPLETED:
+            self._end_remote(remote, None)
+        elif state >= _FAILED:
+            self._end_remote(remote, self._error)
+        else:
+            self._remote = (*self._remote, remote)
+            if state == _PENDING:
+                self._start()
+
+    def _start(self) -> None:
+        if self._state == _PENDING or (self._state == _RUNNING and not self._started):
+            self._state = _RUNNING
+            loop = self._loop
+            assert loop is not None
+            self._task = loop.create_task(self._run())
+            _running.add(self)
 
     def _detach(self, observer: abc.ObserverBase[ChatChunk]) -> None:
         observers = self._observers
-        if observer not in observers:
-            return
-        self._observers = tuple(o for o in observers if o is not observer)
-        if not self._observers and self._state == _RUNNING:
-            self._state = _CANCELLED
-            self._error = _add_context(
-                StreamCancelledError("every subscriber disposed before the stream finished"),
-                self._call,
-                self.request_id,
-            )
-            self._error.partial_response = assemble(self._chunks) if self._chunks else None
-            if self._task is not None:
-                self._task.cancel()
+        if observer in observers:
+            self._observers = tuple(o for o in observers if o is not observer)
+        else:
+            remote = next((r for r in self._remote if r.observer is observer), None)
+            if remote is None:
+                return
+            self._remote = tuple(r for r in self._remote if r is not remote)
+            remote.closed = True
+            remote.release()
+        if not self._observers and not self._remote and self._state == _RUNNING:
+            self._cancel("every subscriber disposed before the stream finished")
+
+    def _cancel(self, reason: str) -> None:
+        self._error = _add_context(StreamCancelledError(reason), self._call, self.request_id)
+        self._error.partial_response = assemble(self._chunks) if self._chunks else None
+        self._state = _CANCELLED
+        _running.discard(self)
+        if self._task is not None:
+            self._task.cancel()
+
+    def _cancel_everything(self) -> None:
+        """Ctrl-C at exit: drop every subscriber and cancel the request."""
+        for remote in self._remote:
+            remote.closed = True
+            remote.release()
+        self._observers, self._remote = (), ()
+        if self._state == _RUNNING:
+            self._cancel("cancelled at interpreter exit")
 
     @staticmethod
     def _safely(callback: Any, *args: Any) -> None:
@@ -277,9 +448,96 @@ class ChatStream(Observable[ChatChunk]):
         except Exception:
             log.exception("an rxllm stream subscriber's callback raised")
 
+    # --- delivery to subscribers living elsewhere ------------------------------------------
+
+    def _deliver(
+        self, remote: _Remote, batch: list[ChatChunk], hold: asyncio.Future[None] | None
+    ) -> None:
+        """On the subscriber's place: one socket read's chunks. The reading task waits for
+        ``hold``, released when they are delivered (and when any consumer that asked to hold
+        the producer, such as ``async for``, lets go): backpressure across threads."""
+        delivery = Delivery()
+        consumer_holds: list[asyncio.Future[None]] = []
+        if hold is not None:
+            delivery.hold = functools.partial(_resolve_threadsafe, hold)
+        token = _holds.set(consumer_holds)
+        interrupted: BaseException | None = None
+        try:
+            with delivering(remote.place, remote, delivery):
+                on_next = remote.observer.on_next
+                for chunk in batch:
+                    if remote.closed:
+                        break
+                    try:
+                        on_next(chunk)
+                    except BaseException as exc:
+                        self._callback_failed(remote, exc)
+                        if isinstance(exc, KeyboardInterrupt):
+                            interrupted = exc
+                        break
+        finally:
+            _holds.reset(token)
+            release = delivery.hold
+            if release is not None:
+                if consumer_holds:
+                    _after_all(consumer_holds, release)
+                else:
+                    release()
+        if interrupted is not None:
+            raise interrupted
+
+    def _callback_failed(self, remote: _Remote, exc: BaseException) -> None:
+        """A subscriber's callback raised: that subscriber alone ends, with it as on_error."""
+        remote.closed = True
+        self._detach_from_any_thread(remote.observer)
+        error = exc if isinstance(exc, Exception) else _callback_raised(exc)
+        try:
+            self._safely(remote.observer.on_error, error)
+        finally:
+            remote.release()
+
+    def _end_remote(self, remote: _Remote, error: LLMError | None) -> None:
+        tb = self._error_tb
+        if not remote.place.post(functools.partial(self._deliver_end, remote, error, tb), remote):
+            remote.release()
+
+    def _deliver_end(
+        self, remote: _Remote, error: LLMError | None, tb: TracebackType | None
+    ) -> None:
+        if remote.closed:
+            remote.release()
+            return
+        remote.closed = True
+        try:
+            if error is None:
+                self._safely(remote.observer.on_completed)
+            else:
+                self._safely(remote.observer.on_error, error.with_traceback(tb))
+        finally:
+            remote.release()
+
+    def _post(self, chunks: list[ChatChunk]) -> None:
+        """Hand a read's chunks to every subscriber living elsewhere; the reading task waits
+        for each before it reads again."""
+        holds = _holds.get()
+        loop = self._loop
+        assert loop is not None
+        batch = list(chunks)
+        for remote in self._remote:
+            hold = None
+            if holds is not None:
+                hold = loop.create_future()
+                holds.append(hold)
+                remote.hold = hold
+            if not remote.place.post(functools.partial(self._deliver, remote, batch, hold), remote):
+                if hold is not None:
+                    hold.set_result(None)
+                self._detach(remote.observer)  # its place is gone (a closed loop)
+
     # --- the request -------------------------------------------------------------------
 
     async def _run(self) -> None:
+        self._started = True
         try:
             await self._produce()
         except asyncio.CancelledError:
@@ -340,6 +598,11 @@ class ChatStream(Observable[ChatChunk]):
                     if last is not None:
                         self._emit([last])
             except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                # aiohttp raises a dropped connection before the bytes it had already
+                # received: decode those first, so the partial answer keeps them.
+                chunks, _ = parse(decode(_unread(response.content)))
+                if chunks and self._state == _RUNNING:
+                    self._emit(chunks)
                 raise transport.body_reader_error(exc, call.timeout) from exc
             if parser.done:
                 self._finish(None)
@@ -372,6 +635,9 @@ class ChatStream(Observable[ChatChunk]):
         subscriber joining from inside an ``on_next`` gets each chunk exactly once. One
         subscriber (the usual case) takes a shorter path, left as soon as the set of
         subscribers changes."""
+        self._emitted += len(chunks)
+        if self._remote:
+            self._post(chunks)
         append = self._chunks.append
         observers = self._observers
         if len(observers) != 1:
@@ -384,7 +650,7 @@ class ChatStream(Observable[ChatChunk]):
             append(chunk)
             try:
                 on_next(chunk)
-            except Exception as exc:
+            except BaseException as exc:
                 self._drop_failed(observer, exc)
             if self._observers is not observers:
                 if self._state == _RUNNING:
@@ -398,28 +664,230 @@ class ChatStream(Observable[ChatChunk]):
             for observer in self._observers:
                 try:
                     observer.on_next(chunk)
-                except Exception as exc:
+                except BaseException as exc:
                     self._drop_failed(observer, exc)
             if self._state != _RUNNING:
                 return
 
-    def _drop_failed(self, observer: abc.ObserverBase[ChatChunk], exc: Exception) -> None:
+    def _drop_failed(self, observer: abc.ObserverBase[ChatChunk], exc: BaseException) -> None:
         """A subscriber's on_next raised: that subscriber gets it as on_error and leaves."""
         self._detach(observer)
-        self._safely(observer.on_error, exc)
+        self._safely(
+            observer.on_error, exc if isinstance(exc, Exception) else _callback_raised(exc)
+        )
 
     def _finish(self, error: LLMError | None) -> None:
         if self._state != _RUNNING:
             return
+        _running.discard(self)
         observers, self._observers = self._observers, ()
+        remotes, self._remote = self._remote, ()
         if error is None:
             self._state = _COMPLETED
+            for remote in remotes:
+                self._end_remote(remote, None)
             for observer in observers:
                 self._safely(observer.on_completed)
             return
         _add_context(error, self._call, self.request_id)
         if error.partial_response is None and self._chunks:
             error.partial_response = assemble(self._chunks)
-        self._state, self._error, self._error_tb = _FAILED, error, error.__traceback__
+        self._error, self._error_tb = error, error.__traceback__
+        self._state = _FAILED
+        for remote in remotes:
+            self._end_remote(remote, error)
         for observer in observers:
             self._safely(observer.on_error, error)
+
+
+class _Remote:
+    """A subscriber whose callbacks run on another place than the stream's loop thread."""
+
+    __slots__ = ("closed", "hold", "observer", "place", "released")
+
+    def __init__(self, observer: abc.ObserverBase[ChatChunk], place: Place) -> None:
+        self.observer = observer
+        self.place = place
+        self.closed = False
+        self.released = False
+        self.hold: asyncio.Future[None] | None = None
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.place.release()
+
+
+class Piped(Observable[T]):
+    """What ``ChatStream.pipe`` returns: the piped Observable, still knowing its streams.
+
+    Subscribing gives the whole pipeline the subscriber's place as its scheduler, so reactivex's
+    own time operators (``timeout``, ``buffer_with_time``, ``debounce``...) run their timers
+    where the subscriber's callbacks run; ``.run()`` and ``await`` work from anywhere."""
+
+    def __init__(self, streams: tuple[ChatStream, ...], observable: Observable[T]) -> None:
+        super().__init__()
+        self.streams = streams
+        self._observable = observable
+
+    def pipe(self, *operators: Callable[[Any], Any]) -> Any:
+        return _piped(self.streams, Observable.pipe(self._observable, *operators))
+
+    def run(self, scheduler: abc.SchedulerBase | None = None) -> T:
+        """Block until the pipeline ends and return its last item (safe anywhere)."""
+        return run_blocking(self, scheduler)
+
+    def _subscribe_core(
+        self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        place = subscriber_place(scheduler)
+        if not isinstance(scheduler, PlaceScheduler):
+            scheduler = place.scheduler
+        place.retain()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                place.release()
+
+        def on_error(error: Exception) -> None:
+            try:
+                observer.on_error(error)
+            finally:
+                release()
+
+        def on_completed() -> None:
+            try:
+                observer.on_completed()
+            finally:
+                release()
+
+        subscription = self._observable.subscribe(
+            observer.on_next, on_error, on_completed, scheduler=scheduler
+        )
+        return CompositeDisposable(subscription, Disposable(release))
+
+
+def _piped(streams: tuple[ChatStream, ...], result: Any) -> Any:
+    """A pipe's result as a :class:`Piped` when it is an Observable (an operator such as
+    ``to_future`` may end the pipe in something else)."""
+    return Piped(streams, result) if isinstance(result, Observable) else result
+
+
+def run_blocking(
+    source: Observable[T],
+    scheduler: abc.SchedulerBase | None = None,
+    timeout: float | None = None,
+) -> T:
+    """Subscribe, block until ``source`` ends, return its last item (reactivex's ``run``
+    semantics) - running its callbacks on this thread meanwhile, so it works in plain code,
+    inside a running loop (Jupyter) and inside another stream's callback. Ctrl-C (or the
+    ``timeout``, as ``TimeoutError``) disposes the subscription before it propagates."""
+    del scheduler  # the callbacks run on this thread: that is the point
+    pump = Pump()
+    outcome: list[Any] = []
+    last: list[T] = []
+    done = threading.Event()
+
+    def on_error(error: Exception) -> None:
+        outcome.append(error)
+        on_completed()
+
+    def on_completed() -> None:
+        done.set()
+        pump.wake()  # in case the end came from another thread
+
+    subscription = source.subscribe(last.append, on_error, on_completed, scheduler=pump.scheduler)
+    try:
+        if not pump.run_until(done.is_set, timeout):
+            raise concurrent.futures.TimeoutError(f"the stream did not end within {timeout} s")
+    except BaseException:
+        subscription.dispose()
+        raise
+    finally:
+        pump.close()
+    if outcome:
+        raise outcome[0]
+    if not last:
+        raise SequenceContainsNoElementsError()
+    return last[-1]
+
+
+def _alive(loop: asyncio.AbstractEventLoop, pid: int | None) -> bool:
+    return pid == os.getpid() and not loop.is_closed() and loop.is_running()
+
+
+def _loop_to_run_on(place: Place) -> asyncio.AbstractEventLoop:
+    """Where a stream first subscribed from ``place`` does its I/O: the subscriber's loop when
+    it lives on one, else rxllm's background loop."""
+    if isinstance(place, LoopPlace) and _alive(place.loop, os.getpid()):
+        return place.loop
+    loop = running_loop()
+    if loop is not None and not place.blocks_loop(loop):
+        return loop
+    return background_loop()
+
+
+def _unread(content: aiohttp.StreamReader) -> bytes:
+    """What a failed body reader had buffered and not handed out (aiohttp keeps it in
+    ``_buffer``; empty if that ever changes)."""
+    buffer = getattr(content, "_buffer", None)
+    try:
+        return b"".join(buffer) if buffer else b""
+    except TypeError:
+        return b""
+
+
+def _loop_gone() -> LLMError:
+    return StreamCancelledError("the stream's event loop has stopped or closed while it ran")
+
+
+def _callback_raised(exc: BaseException) -> LLMError:
+    error = LLMError(f"a subscriber's callback raised {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _resolve_threadsafe(future: asyncio.Future[None]) -> None:
+    loop = future.get_loop()
+    if running_loop() is loop:
+        if not future.done():
+            future.set_result(None)
+    elif not loop.is_closed():
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_resolve_if_pending, future)
+
+
+def _resolve_if_pending(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _after_all(futures: list[asyncio.Future[None]], then: Callable[[], None]) -> None:
+    """Call ``then`` once every one of ``futures`` (on this thread's loop) is done."""
+    pending = [len(futures)]
+
+    def one_done(_: object) -> None:
+        pending[0] -= 1
+        if pending[0] == 0:
+            then()
+
+    for future in futures:
+        future.add_done_callback(one_done)
+
+
+#: Streams with a request in flight (for Ctrl-C at interpreter exit).
+_running: weakref.WeakSet[ChatStream] = weakref.WeakSet()
+
+
+def _cancel_running_streams() -> None:
+    for stream in list(_running):
+        loop = stream._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stream._cancel_everything)
+
+
+on_exit_interrupt(_cancel_running_streams)

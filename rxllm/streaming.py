@@ -27,10 +27,11 @@ from reactivex import operators as rx_ops
 from ._assemble import Assembler
 from ._assemble import extract_content as _chunk_text
 from ._flow import StreamIterator
-from ._loop import background_loop, running_loop
+from ._places import Pump, recording
 from .errors import FanOutError, error_summary
+from .ops import collect as ops_collect
 from .ops import label
-from .stream import ChatStream
+from .stream import ChatStream, Piped, run_blocking
 from .types import ChatChunk, ChatResponse
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class StreamHandle:
         self._stream = stream
         self._future: concurrent.futures.Future[ChatResponse | None] = concurrent.futures.Future()
         self._subscription: abc.DisposableBase | None = None
+        self._streams: list[ChatStream] = []
 
     @property
     def done(self) -> bool:
@@ -87,9 +89,33 @@ class StreamHandle:
             self._future.set_result(None)
 
     def wait(self, timeout: float | None = None) -> ChatResponse | None:
-        """Block until the stream ends (for scripts; use ``await`` inside asyncio)."""
-        _check_can_block(self._stream)
-        return self._future.result(timeout)
+        """Block until the stream ends (for scripts and notebooks; ``await`` it in asyncio).
+
+        Callbacks due on this thread (a notebook cell's loop, another stream's callback) run
+        here meanwhile. Ctrl-C disposes the consumption (cancelling the request if nobody else
+        listens); a stream that runs on this very thread's loop, already started, cannot be
+        waited for here: that raises :class:`~rxllm.errors.WouldBlockError` at once."""
+        future = self._future
+        if not future.done():
+            pump = Pump()
+            for stream in self._streams:
+                problem = stream._loop_for(pump)
+                if isinstance(problem, Exception):
+                    pump.close()
+                    raise problem
+            future.add_done_callback(lambda _: pump.wake())
+            try:
+                finished = pump.run_until(future.done, timeout)
+            except BaseException:
+                self.dispose()
+                raise
+            finally:
+                pump.close()
+            if not finished:
+                raise concurrent.futures.TimeoutError(
+                    f"the stream did not end within {timeout} s (it goes on; dispose() stops it)"
+                )
+        return future.result()
 
     def __await__(self) -> Generator[Any, None, ChatResponse | None]:
         return asyncio.wrap_future(self._future).__await__()
@@ -110,7 +136,10 @@ def consume(
     on_error: Callable[[Exception], Any] | None = None,
 ) -> StreamHandle:
     """Subscribe with callbacks: ``on_chunk`` for each chunk, ``on_complete`` with the
-    assembled response, ``on_error`` with the typed error. Returns a :class:`StreamHandle`."""
+    assembled response, ``on_error`` with the typed error. Returns a :class:`StreamHandle`.
+
+    The callbacks run where this is called: on the running loop's thread inside asyncio, on a
+    thread of their own from plain code (or on the thread blocked in ``wait()``)."""
     handle = StreamHandle(stream)
     assembler = Assembler()
     add = assembler.add
@@ -139,7 +168,9 @@ def consume(
         finally:
             handle._settle(None)
 
-    handle._subscription = stream.subscribe(next_, failed, completed)
+    with recording() as streams:
+        handle._subscription = stream.subscribe(next_, failed, completed)
+    handle._streams = [s for s in streams if isinstance(s, ChatStream)]
     return handle
 
 
@@ -153,23 +184,9 @@ async def collect(stream: Observable[ChatChunk]) -> ChatResponse:
 def collect_sync(stream: Observable[ChatChunk], timeout: float | None = None) -> ChatResponse:
     """Block until the whole stream has arrived; return it as one ``ChatResponse``.
 
-    For scripts and notebooks: if the stream has not started yet it is run on rxllm's
-    background loop, so this also works in a thread whose event loop is running (Jupyter).
-    """
-    if isinstance(stream, ChatStream) and stream.loop is None:
-        stream.bind(background_loop())
-    result = consume(stream).wait(timeout)
-    assert result is not None
-    return result
-
-
-def _check_can_block(stream: Observable[ChatChunk]) -> None:
-    loop = stream.loop if isinstance(stream, ChatStream) else None
-    if loop is not None and running_loop() is loop:
-        raise RuntimeError(
-            "waiting here would block the event loop this stream runs on; "
-            "use `await handle` (or `await rxllm.streaming.collect(stream)`) instead"
-        )
+    Works anywhere: in scripts, in a notebook cell (a stream not started yet runs on rxllm's
+    background loop), inside another stream's callback. Ctrl-C cancels the request."""
+    return run_blocking(stream.pipe(ops_collect()), timeout=timeout)
 
 
 # --- iteration -------------------------------------------------------------------------------
@@ -304,6 +321,12 @@ def fan_out(
     their connections) and fails the merged stream at once, with a ``FanOutError`` holding it.
     """
     names = list(streams)
+    roots: list[ChatStream] = []
+    for stream in streams.values():
+        if isinstance(stream, ChatStream):
+            roots.append(stream)
+        elif isinstance(stream, Piped):
+            roots.extend(stream.streams)
 
     def per_subscription(_: abc.SchedulerBase | None) -> Observable[ChatChunk]:
         failures: dict[str, Exception] = {}
@@ -333,4 +356,4 @@ def fan_out(
         ]
         return reactivex.merge(*labelled).pipe(rx_ops.concat(reactivex.defer(outcome)))
 
-    return reactivex.defer(per_subscription)
+    return Piped(tuple(roots), reactivex.defer(per_subscription))

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import traceback
 
 import pytest
@@ -332,7 +333,7 @@ def test_sync_code_runs_on_the_background_thread(server: ReplayServer, openai_ba
     recorder = Recorder()
     stream(openai_base).subscribe(recorder)
     recorder.wait()
-    assert recorder.threads == {"rxllm-loop"}
+    assert recorder.threads == {"rxllm-callbacks"}  # a thread of its own, not the I/O loop
 
 
 async def test_asyncio_code_runs_on_the_running_loop(
@@ -348,12 +349,33 @@ async def test_asyncio_code_runs_on_the_running_loop(
     assert recorder.threads == {threading.current_thread().name}
 
 
-async def test_blocking_wait_on_own_loop_is_refused(server: ReplayServer, openai_base: str) -> None:
+async def test_blocking_wait_on_own_loop_moves_a_stream_not_started_yet(
+    server: ReplayServer, openai_base: str
+) -> None:
+    # A notebook cell: consume(...) then .wait() while the kernel's loop runs. The request had
+    # not started, so it moves to the background loop; the callbacks still run on this thread.
     server.queue(Reply(body=fixture_bytes(TRANSCRIPT)))
     chat = stream(openai_base)
+    threads: set[str] = set()
+    handle = consume(chat, on_chunk=lambda _: threads.add(threading.current_thread().name))
+    response = handle.wait(10)
+    assert response is not None and response.text.endswith("weather app.")
+    assert threads == {threading.current_thread().name}
+    assert chat.loop is not asyncio.get_running_loop()
+
+
+async def test_blocking_wait_on_own_loop_once_started_is_refused_at_once(
+    server: ReplayServer, openai_base: str
+) -> None:
+    server.queue(Reply(body=fixture_bytes(TRANSCRIPT), piece=200, delay=0.05))
+    chat = stream(openai_base)
     handle = consume(chat)
-    with pytest.raises(RuntimeError, match="await handle"):
-        handle.wait(1)
+    async for _ in chat:  # the request is under way on this very loop
+        break
+    started = time.monotonic()
+    with pytest.raises(errors.WouldBlockError, match="await"):
+        handle.wait(10)
+    assert time.monotonic() - started < 1
     assert (await handle) is not None
 
 

@@ -316,9 +316,12 @@ def test_plain_for_in_a_script(server: ReplayServer, openai_base: str) -> None:
     assert "".join(iterate(chat(openai_base).pipe(ops.extract_content()))) == TEXT
 
 
-async def test_plain_for_inside_asyncio_is_refused_when_it_would_deadlock(
+async def test_plain_for_inside_asyncio_runs_a_stream_not_started_elsewhere(
     server: ReplayServer, openai_base: str
 ) -> None:
+    # The loop acompletion bound it to would be blocked by the `for`: it runs on the
+    # background loop instead, and the `for` runs its callbacks here.
+    server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse")))
     stream = await rxllm.acompletion(
         "openai",
         "gpt-4o",
@@ -327,9 +330,28 @@ async def test_plain_for_inside_asyncio_is_refused_when_it_would_deadlock(
         api_key=API_KEY,
         api_base=openai_base,
     )
-    with pytest.raises(RuntimeError, match="async for"):
+    assert "".join(rxllm.streaming.extract_content(c) or "" for c in iterate(stream))
+    assert stream.loop is not asyncio.get_running_loop()
+
+
+async def test_plain_for_inside_asyncio_is_refused_at_once_when_it_would_deadlock(
+    server: ReplayServer, openai_base: str
+) -> None:
+    server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse"), piece=100, delay=0.05))
+    stream = await rxllm.acompletion(
+        "openai",
+        "gpt-4o",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        api_key=API_KEY,
+        api_base=openai_base,
+    )
+    handle = rxllm.streaming.consume(stream)
+    async for _ in stream:  # under way on this loop now
+        break
+    with pytest.raises(rxllm.errors.WouldBlockError, match="async for"):
         next(iter(iterate(stream)))
-    assert server.requests == []
+    assert (await handle) is not None
 
 
 # --- fan-out ----------------------------------------------------------------------------------
