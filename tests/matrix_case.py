@@ -279,7 +279,7 @@ def in_loop_callback(consumer: str, make: Callable[[], Any]) -> str:
                 box.append(exc)
 
         outer = rxllm.completion("mock", "m", messages=MESSAGES, stream=True, **MOCK)
-        outer.subscribe(on_next, lambda e: done.set_exception(e), lambda: done.set_result(None))
+        outer.subscribe(on_next, done.set_exception, lambda: done.set_result(None))
         await asyncio.wait_for(done, 20)
         result = box[0]
         if isinstance(result, asyncio.Future):

@@ -5,6 +5,7 @@ fork) runs in subprocesses with timeouts."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def test_a_slow_callback_holds_back_only_its_own_stream() -> None:
     release.set()
     assert y_errors == []
     assert still_blocked, "stream Y had to wait for X's callback"
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert max(gaps) < 0.05 + 0.05, gaps  # chunks every 50 ms, each within 50 ms of time
     assert x.pipe(ops.collect()).run().text == "a b c d"
 
@@ -80,7 +81,7 @@ def test_a_slow_callback_holds_back_only_its_own_stream() -> None:
 def test_plain_code_subscribers_get_a_thread_each_not_the_io_loop() -> None:
     threads: dict[str, set[str]] = {"a": set(), "b": set()}
     done = [threading.Event(), threading.Event()]
-    for name, event in zip(threads, done):
+    for name, event in zip(threads, done, strict=False):
         mock().subscribe(
             lambda _, n=name: threads[n].add(threading.current_thread().name),
             on_completed=event.set,
