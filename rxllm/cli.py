@@ -199,6 +199,15 @@ def _example_model() -> str:
     return "provider/model"
 
 
+def _suggestion(model: str) -> str:
+    """``provider/model`` for each provider whose model names fit ``model`` (when several
+    claim it), else an example of the form."""
+    from . import providers
+
+    candidates = providers.infer_provider(model)
+    return " or ".join(f"{name}/{model}" for name in candidates) or _example_model()
+
+
 def _resolve_model(model: str, api_key: str | None) -> str:
     """``provider/model`` checked against the registry, with the key found (before any I/O)."""
     from . import providers
@@ -215,7 +224,7 @@ def _resolve_model(model: str, api_key: str | None) -> str:
         known = ", ".join(providers.list_providers())
         raise UsageError(
             f"cannot tell the provider of {model!r}: write provider/model, "
-            f"e.g. {_example_model()} (providers: {known})"
+            f"e.g. {_suggestion(model)} (providers: {known})"
         ) from None
     info = providers.provider_info(name)
     if info.key_required and providers.api_key_for(info, api_key) is None:

@@ -308,15 +308,28 @@ def test_missing_key_is_a_clear_message_and_exit_2(server: ReplayServer, base: s
     assert server.requests == []
 
 
+def test_a_well_known_model_alone_goes_to_its_provider(server: ReplayServer, base: str) -> None:
+    """``-m gpt-4o``: the registry's model patterns tell the provider, as LiteLLM users expect."""
+    server.queue(weather())
+    result = rxllm_cli("chat", "Hi", "-m", "gpt-4o", "--api-base", base)
+    clean(result)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == TEXT + "\n"
+    assert server.requests[0].json()["model"] == "gpt-4o"
+    keyless = rxllm_cli("chat", "Hi", "-m", "gpt-4o", "--api-base", base, env=cli_env())
+    assert keyless.returncode == 2
+    assert keyless.stderr == "rxllm: no API key for openai: set OPENAI_API_KEY (or pass --api-key)\n"
+
+
 def test_api_key_option_and_usage_errors(server: ReplayServer, base: str) -> None:
     server.queue(weather())
     result = rxllm_cli(*chat(base, "--api-key", "sk-flag"), env=cli_env())
     assert result.returncode == 0 and result.stdout == TEXT + "\n"
     assert server.requests[0].headers["Authorization"] == "Bearer sk-flag"
-    unknown = rxllm_cli("chat", "Hi", "-m", "gpt-4o")
+    unknown = rxllm_cli("chat", "Hi", "-m", "my-own-model")
     assert unknown.returncode == 2
     assert unknown.stderr.startswith(
-        "rxllm: cannot tell the provider of 'gpt-4o': write provider/model"
+        "rxllm: cannot tell the provider of 'my-own-model': write provider/model"
     )
     bad_param = rxllm_cli("chat", "Hi", "-m", "openai/gpt-4o", "-p", "temprature=1")
     assert bad_param.returncode == 2
