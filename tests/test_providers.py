@@ -261,3 +261,10 @@ def test_an_inferred_provider_is_said_in_the_routers_description() -> None:
     assert guess["deployments"][0]["provider_source"] == "inferred from the model name"
     assert named["provider_source"] == "given"
 
+
+
+def test_a_missing_key_names_the_provider_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(errors.ConfigurationError) as caught:
+        rxllm.completion("openai", "gpt-4o", messages=HI)
+    assert str(caught.value) == "openai: no API key: pass api_key=... or set OPENAI_API_KEY"

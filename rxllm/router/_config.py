@@ -212,7 +212,7 @@ def make_deployment(spec: Mapping[str, Any], *, default_id: str, where: str) -> 
     if info.key_required and providers.api_key_for(info, api_key) is None:
         variables = " or ".join(info.env_keys) or "api_key="
         raise ConfigurationError(
-            f"{where}: no API key for {name}: pass api_key=... or set {variables}",
+            f"{where}: no API key: pass api_key=... or set {variables}",
             provider=name,
         )
     settings = {k: spec[k] for k in _CALL_SETTINGS if spec.get(k) is not None}
