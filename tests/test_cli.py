@@ -240,6 +240,29 @@ def test_compare_reports_each_failure_and_exits_1(server: ReplayServer, base: st
     )
 
 
+def test_compare_leaves_a_setting_out_where_it_is_not_taken(
+    server: ReplayServer, base: str
+) -> None:
+    """``-m A --compare B -p x=...``: A and B both answer; a setting only B's provider takes
+    is left out for A, with a note. A setting nobody takes (a typo) is still an error."""
+    server.queue(weather())
+    env = cli_env(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=base)
+    models = ["-m", "openai/gpt-4o", "--compare", "mock/echo"]
+    result = rxllm_cli("chat", "Hi", *models, "-p", "mock_response=Hello", "-p", "seed=7", env=env)
+    clean(result)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        "rxllm: openai/gpt-4o: leaving out -p mock_response (openai does not take it)\n"
+    )
+    assert "mock/echo     | Hello" in result.stdout.splitlines()
+    (request,) = server.requests
+    assert request.json()["seed"] == 7 and "mock_response" not in request.json()
+    typo = rxllm_cli("chat", "Hi", *models, "-p", "temprature=1", env=env)
+    assert typo.returncode == 2
+    assert "does not take parameter(s) temprature" in typo.stderr
+    assert len(server.requests) == 1
+
+
 def test_compare_json_labels_chunks_and_adds_summary_records(
     server: ReplayServer, base: str
 ) -> None:
