@@ -19,7 +19,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from ._cli_render import Outcome, one_line, summary_rows, tool_call_lines
+from ._cli_render import Failed, Outcome, one_line, summary_rows, tool_call_lines
 from .ops import StreamMetrics
 from .types import ChatChunk
 
@@ -80,8 +80,8 @@ class _Answer:
         parts.append(Markdown(self.text))
         if isinstance(outcome, StreamMetrics):
             parts.extend(Text(line, style="cyan") for line in tool_call_lines(outcome.response))
-        elif isinstance(outcome, BaseException):
-            parts.append(Text(one_line(outcome), style="red"))
+        elif isinstance(outcome, Failed):
+            parts.append(Text(one_line(outcome.error), style="red"))
         return Group(*parts)
 
 

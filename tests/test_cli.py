@@ -263,6 +263,17 @@ def test_compare_leaves_a_setting_out_where_it_is_not_taken(
     assert len(server.requests) == 1
 
 
+def test_a_failed_stream_shows_its_first_token_time(server: ReplayServer, base: str) -> None:
+    body = fixture_bytes("openai/stream_text_usage.sse")
+    cut = body.rindex(b"data: ", 0, body.index(b'"content":" weather"'))
+    server.queue(Reply(body=body, drop_after=cut))
+    result = rxllm_cli(*chat(base, "--stats"))
+    clean(result)
+    assert result.returncode == 1
+    row = result.stderr.splitlines()[1]
+    assert re.fullmatch(r"openai/gpt-4o\s+\d+ ms\s+-\s+-\s+-\s+StreamTruncatedError", row), row
+
+
 def test_compare_json_labels_chunks_and_adds_summary_records(
     server: ReplayServer, base: str
 ) -> None:
