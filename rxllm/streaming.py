@@ -110,17 +110,31 @@ def consume(
     on_error: Callable[[Exception], Any] | None = None,
 ) -> StreamHandle:
     """Subscribe with callbacks: ``on_chunk`` for each chunk, ``on_complete`` with the
-    assembled response, ``on_error`` with the typed error. Returns a :class:`StreamHandle`."""
+    assembled response, ``on_error`` with the typed error. Returns a :class:`StreamHandle`.
+
+    A stream of something else than chunks (a pipeline ending in ``ops.metrics()``...) is a
+    misuse: it ends at the first such item with a ``TypeError`` that the handle raises."""
     handle = StreamHandle(stream)
     assembler = Assembler()
     add = assembler.add
+    checked = False
 
     def next_(chunk: ChatChunk) -> None:
+        nonlocal checked
+        if not checked:  # only the first item: a misuse shows there, and chunks stay cheap
+            if handle.done:  # refused already
+                return
+            if not isinstance(chunk, ChatChunk):
+                _refuse(handle, chunk, on_error)
+                return
+            checked = True
         add(chunk)
         if on_chunk is not None:
             on_chunk(chunk)
 
     def completed() -> None:
+        if handle.done:  # refused (a synchronous source completes before it can be disposed)
+            return
         response = assembler.result()
         try:
             if on_complete is not None:
@@ -131,6 +145,8 @@ def consume(
         handle._settle(response)
 
     def failed(error: Exception) -> None:
+        if handle.done:
+            return
         if on_error is None:
             handle._settle(None, error)
             return
@@ -140,7 +156,27 @@ def consume(
             handle._settle(None)
 
     handle._subscription = stream.subscribe(next_, failed, completed)
+    if handle.done and not checked:  # refused during subscribe: the items came synchronously
+        handle._subscription.dispose()
     return handle
+
+
+def _refuse(
+    handle: StreamHandle, item: object, on_error: Callable[[Exception], Any] | None
+) -> None:
+    """``consume`` got something other than chunks (``s.pipe(ops.metrics())``...): end it with a
+    TypeError that says so, through the handle (and ``on_error``), instead of failing later in
+    the assembler with an AttributeError nobody awaits."""
+    error = TypeError(
+        f"consume() and collect() assemble ChatChunks, but this stream emitted a "
+        f"{type(item).__name__}: subscribe to it or iterate() over it to read its items, or "
+        "pass the chunk stream itself (before operators such as ops.metrics())"
+    )
+    handle._settle(None, error)
+    if handle._subscription is not None:
+        handle._subscription.dispose()
+    if on_error is not None:
+        on_error(error)
 
 
 async def collect(stream: Observable[ChatChunk]) -> ChatResponse:
