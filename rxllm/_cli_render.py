@@ -340,7 +340,7 @@ def choose_view(
     if not plain and out.isatty():
         try:
             from . import _cli_rich
-        except ImportError:  # rich is an optional extra: pip install 'rxllm[cli]'
+        except ImportError:  # rich is the optional `cli` extra: pip install -e '.[cli]'
             pass
         else:
             if compare:

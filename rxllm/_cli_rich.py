@@ -1,5 +1,6 @@
 """Live terminal views for ``rxllm chat`` with `rich <https://github.com/Textualize/rich>`_
-(``pip install 'rxllm[cli]'``; imported only on a terminal, and only when installed).
+(the ``cli`` extra: ``pip install -e '.[cli]'``; imported only on a terminal, and only when
+installed).
 
 While the answer streams, a transient live view shows its tail (Markdown rendered), redrawn at
 most ten times a second on rich's own refresh thread, so a fast stream is never held back by

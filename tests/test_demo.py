@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -55,3 +56,23 @@ def test_make_demo_installs_only_the_package(tmp_path: Path) -> None:
 def test_make_test_installs_the_development_tools(tmp_path: Path) -> None:
     installs = make_dry_run("test", tmp_path)
     assert installs[-1].endswith("-m pip install -q -e '.[dev]'")
+
+
+def pip_installs() -> list[tuple[str, str]]:
+    """(file, line) of every ``pip install`` the README, the notebooks and the code suggest."""
+    files = [ROOT / "README.md", *ROOT.glob("notebooks/*.ipynb"), *ROOT.glob("rxllm/**/*.py")]
+    return [
+        (path.name, line.strip())
+        for path in files
+        for line in path.read_text().splitlines()
+        if "pip install" in line
+    ]
+
+
+def test_every_suggested_install_works_from_a_clone() -> None:
+    """rxllm is not on PyPI yet: ``pip install rxllm`` (or ``'rxllm[cli]'``) would fail (or
+    fetch someone else's package). Every suggestion installs from the clone's path."""
+    from_pypi = re.compile(r"pip install\b[^#]*?(?<![\w./-])['\"]?rxllm\b(?!/)")
+    installs = pip_installs()
+    assert any("pip install -e" in line for _, line in installs)
+    assert [(name, line) for name, line in installs if from_pypi.search(line)] == []
