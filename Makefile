@@ -1,25 +1,36 @@
 # The commands of the README: `make demo` (the offline demo), `make test` (lint, types,
 # tests) and `make bench` (the benchmarks). Each creates .venv on first use; a fresh machine
-# needs only python3, pip and make.
+# needs only python3, pip and make. `make demo` installs only the package itself (what the
+# demo imports); `make test` adds the development tools; `make bench` the peers it measures.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
 .PHONY: demo test lint bench clean
 
-$(BIN)/.installed: pyproject.toml
+# The virtual environment, with a current pip.
+$(BIN)/.venv-ready:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
 	  echo "python3 -m venv unavailable; using virtualenv"; \
 	  $(PYTHON) -m pip install --user -q virtualenv && $(PYTHON) -m virtualenv -q $(VENV); }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
+
+# The package alone: reactivex, aiohttp, msgspec (what `rxllm demo` needs).
+$(BIN)/.demo-installed: pyproject.toml | $(BIN)/.venv-ready
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+# Everything `make test` runs: the test and lint extras (a superset of the demo's).
+$(BIN)/.installed: pyproject.toml | $(BIN)/.venv-ready
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@ $(BIN)/.demo-installed
 
 $(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	@touch $@
 
-demo: $(BIN)/.installed
+demo: $(BIN)/.demo-installed
 	$(BIN)/rxllm demo
 
 lint: $(BIN)/.installed

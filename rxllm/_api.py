@@ -89,9 +89,7 @@ def _common(
     key = _checks.check_api_key(providers.api_key_for(info, api_key), name)
     if key is None and info.key_required:
         variables = " or ".join(info.env_keys) or "api_key="
-        raise ConfigurationError(
-            f"no API key for {name}: pass api_key=... or set {variables}", provider=name
-        )
+        raise ConfigurationError(f"no API key: pass api_key=... or set {variables}", provider=name)
     base = _checks.check_api_base(providers.api_base_for(info, api_base), name)
     timeout = _checks.check_timeout(timeout)
     _checks.check_flag(drop_params, "drop_params")

@@ -12,11 +12,13 @@ from __future__ import annotations
 import functools
 import sys
 import threading
+import time
 from collections.abc import Mapping
-from typing import Any, Protocol, TextIO
+from typing import Any, NamedTuple, Protocol, TextIO
 
 import msgspec
 from reactivex import abc
+from reactivex import operators as rx_ops
 
 from . import ops
 from .errors import FanOutError, LLMError, error_summary
@@ -26,6 +28,7 @@ from .streaming import fan_out, iterate
 from .types import ChatChunk, ChatResponse
 
 __all__ = [
+    "Failed",
     "Meters",
     "View",
     "choose_view",
@@ -34,7 +37,15 @@ __all__ = [
     "summary_rows",
 ]
 
-Outcome = StreamMetrics | BaseException | None
+
+class Failed(NamedTuple):
+    """How a failed stream ended: its error, and when its first token came (if one did)."""
+
+    error: BaseException
+    time_to_first_token: float | None
+
+
+Outcome = StreamMetrics | Failed | None
 
 _encode = msgspec.json.Encoder().encode
 
@@ -53,22 +64,41 @@ def one_line(error: BaseException) -> str:
 
 
 class Meters:
-    """``ops.metrics()`` on each stream, subscribed now (so timing starts at the request)."""
+    """``ops.metrics()`` on each stream, subscribed now (so timing starts at the request).
+
+    The time to the first token is also noted on the side: ``metrics`` reports nothing for a
+    stream that fails, yet when its first token came is worth showing."""
 
     def __init__(self, streams: Mapping[str, ChatStream]) -> None:
         self.outcomes: dict[str, Outcome] = dict.fromkeys(streams)
+        self.first_token: dict[str, float] = {}
         self._left = len(streams)
         self._lock = threading.Lock()
         self._all_done = threading.Event()
+        self._start = time.perf_counter()
         self._subscriptions: list[abc.DisposableBase] = [
-            stream.pipe(ops.metrics()).subscribe(
+            stream.pipe(
+                rx_ops.do_action(functools.partial(self._note_first_token, label)),
+                ops.metrics(),
+            ).subscribe(
                 on_next=functools.partial(self._settle, label),
                 on_error=functools.partial(self._settle, label),
             )
             for label, stream in streams.items()
         ]
 
-    def _settle(self, label: str, outcome: StreamMetrics | Exception) -> None:
+    def _note_first_token(self, label: str, chunk: ChatChunk) -> None:
+        """Seconds to the first chunk with text, reasoning or a tool call (as ``metrics``)."""
+        if label in self.first_token or not chunk.choices:
+            return
+        delta = chunk.choices[0].delta
+        if delta.content or delta.reasoning_content or delta.tool_calls:
+            self.first_token[label] = time.perf_counter() - self._start
+
+    def _settle(self, label: str, result: StreamMetrics | Exception) -> None:
+        outcome: Outcome = (
+            Failed(result, self.first_token.get(label)) if isinstance(result, Exception) else result
+        )
         with self._lock:
             if self.outcomes[label] is None:
                 self.outcomes[label] = outcome
@@ -102,7 +132,7 @@ def summary_rows(outcomes: Mapping[str, Outcome]) -> list[list[str]]:
             rows.append(
                 [
                     label,
-                    "-" if ttft is None else f"{ttft * 1000:.0f} ms",
+                    _ms(ttft),
                     "-" if rate is None else f"{rate:.1f}",
                     ("~" if outcome.tokens_estimated else "") + str(outcome.completion_tokens),
                     "-" if outcome.cost is None else f"${outcome.cost:.6f}",
@@ -110,9 +140,14 @@ def summary_rows(outcomes: Mapping[str, Outcome]) -> list[list[str]]:
                 ]
             )
         else:
-            status = "cancelled" if outcome is None else type(outcome).__name__
-            rows.append([label, "-", "-", "-", "-", status])
+            status = "cancelled" if outcome is None else type(outcome.error).__name__
+            ttft = None if outcome is None else outcome.time_to_first_token
+            rows.append([label, _ms(ttft), "-", "-", "-", status])
     return rows
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
 def summary_records(outcomes: Mapping[str, Outcome]) -> list[dict[str, Any]]:
@@ -132,7 +167,8 @@ def summary_records(outcomes: Mapping[str, Outcome]) -> list[dict[str, Any]]:
                 cost=outcome.cost,
             )
         elif outcome is not None:
-            record["error"] = error_summary(outcome)
+            record["time_to_first_token"] = outcome.time_to_first_token
+            record["error"] = error_summary(outcome.error)
         records.append(record)
     return records
 
@@ -266,8 +302,8 @@ class LabelledLinesView(_Base):
             if isinstance(outcome, StreamMetrics):
                 for line in tool_call_lines(outcome.response):
                     self._line(label, line)
-            elif isinstance(outcome, BaseException):
-                self._line(label, f"[{one_line(outcome)}]")
+            elif isinstance(outcome, Failed):
+                self._line(label, f"[{one_line(outcome.error)}]")
 
 
 class JsonView(_Base):
@@ -304,7 +340,7 @@ def choose_view(
     if not plain and out.isatty():
         try:
             from . import _cli_rich
-        except ImportError:  # rich is an optional extra: pip install 'rxllm[cli]'
+        except ImportError:  # rich is the optional `cli` extra: pip install -e '.[cli]'
             pass
         else:
             if compare:

@@ -1,5 +1,6 @@
 """Live terminal views for ``rxllm chat`` with `rich <https://github.com/Textualize/rich>`_
-(``pip install 'rxllm[cli]'``; imported only on a terminal, and only when installed).
+(the ``cli`` extra: ``pip install -e '.[cli]'``; imported only on a terminal, and only when
+installed).
 
 While the answer streams, a transient live view shows its tail (Markdown rendered), redrawn at
 most ten times a second on rich's own refresh thread, so a fast stream is never held back by
@@ -19,7 +20,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from ._cli_render import Outcome, one_line, summary_rows, tool_call_lines
+from ._cli_render import Failed, Outcome, one_line, summary_rows, tool_call_lines
 from .ops import StreamMetrics
 from .types import ChatChunk
 
@@ -80,8 +81,8 @@ class _Answer:
         parts.append(Markdown(self.text))
         if isinstance(outcome, StreamMetrics):
             parts.extend(Text(line, style="cyan") for line in tool_call_lines(outcome.response))
-        elif isinstance(outcome, BaseException):
-            parts.append(Text(one_line(outcome), style="red"))
+        elif isinstance(outcome, Failed):
+            parts.append(Text(one_line(outcome.error), style="red"))
         return Group(*parts)
 
 

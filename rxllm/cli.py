@@ -61,8 +61,9 @@ def _parser() -> argparse.ArgumentParser:
         "--compare",
         nargs="+",
         metavar="MODEL",
-        help="ask several provider/models at once: live side-by-side columns, then time to "
-        "first token, tokens/s and cost for each (put the question first)",
+        help="ask several provider/models at once (and the -m model, if given): live "
+        "side-by-side columns, then time to first token, tokens/s and cost for each (put the "
+        "question first); a -p setting only some of them take is left out for the others",
     )
     chat.add_argument("--api-base", help="base URL of the API (a local or compatible server)")
     chat.add_argument(
@@ -199,6 +200,15 @@ def _example_model() -> str:
     return "provider/model"
 
 
+def _suggestion(model: str) -> str:
+    """``provider/model`` for each provider whose model names fit ``model`` (when several
+    claim it), else an example of the form."""
+    from . import providers
+
+    candidates = providers.infer_provider(model)
+    return " or ".join(f"{name}/{model}" for name in candidates) or _example_model()
+
+
 def _resolve_model(model: str, api_key: str | None) -> str:
     """``provider/model`` checked against the registry, with the key found (before any I/O)."""
     from . import providers
@@ -215,7 +225,7 @@ def _resolve_model(model: str, api_key: str | None) -> str:
         known = ", ".join(providers.list_providers())
         raise UsageError(
             f"cannot tell the provider of {model!r}: write provider/model, "
-            f"e.g. {_example_model()} (providers: {known})"
+            f"e.g. {_suggestion(model)} (providers: {known})"
         ) from None
     info = providers.provider_info(name)
     if info.key_required and providers.api_key_for(info, api_key) is None:
@@ -236,11 +246,54 @@ def _labels(models: list[str]) -> list[str]:
     return labels
 
 
+def _refused(model: str, params: dict[str, Any]) -> set[str]:
+    """The ``-p`` names the provider of ``model`` (a checked model string) does not take."""
+    from . import providers
+    from .errors import UnsupportedParamsError
+
+    spec = providers.get_provider(providers.split_model(None, model)[0])
+    refused = set()
+    for name, value in params.items():
+        if name in spec.option_names:
+            continue
+        try:
+            spec.check_params({name: value}, False)
+        except UnsupportedParamsError:
+            refused.add(name)
+    return refused
+
+
+def _params_per_model(models: list[str], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each model's ``-p`` settings. Comparing models of several providers, a setting only some
+    of them take is left out for the others, with a note; one none takes stays, so its
+    error still shows (a misspelt name is not dropped in silence)."""
+    from . import providers
+
+    refused = [_refused(model, params) for model in models] if len(models) > 1 else [set()]
+    nobody = set.intersection(*refused)
+    kept = []
+    for model, names in zip(models, refused, strict=True):
+        left_out = sorted(names - nobody)
+        if left_out:
+            provider = providers.split_model(None, model)[0]
+            print(
+                f"rxllm: {model}: leaving out -p {', '.join(left_out)} ({provider} does not "
+                "take it)",
+                file=sys.stderr,
+                flush=True,
+            )
+        kept.append({k: v for k, v in params.items() if k not in left_out})
+    return kept
+
+
 def _chat(args: argparse.Namespace) -> int:
     question = _question(args)
     models = args.compare or [args.model or _default_model()]
+    if args.compare and args.model:  # -m A --compare B C compares A, B and C
+        models = [args.model, *args.compare]
     params = _params(args.param)
     resolved = [_resolve_model(model, args.api_key) for model in models]
+    per_model = _params_per_model(resolved, params)
 
     import rxllm
     from rxllm.errors import BadRequestError, ConfigurationError
@@ -250,13 +303,15 @@ def _chat(args: argparse.Namespace) -> int:
     messages = [{"role": "user", "content": question}]
     if args.system:
         messages.insert(0, {"role": "system", "content": args.system})
-    options: dict[str, Any] = {"api_key": args.api_key, "api_base": args.api_base, **params}
+    options: dict[str, Any] = {"api_key": args.api_key, "api_base": args.api_base}
     if args.timeout is not None:
         options["timeout"] = args.timeout
     try:
         streams = {
-            label: rxllm.completion(model=model, messages=messages, stream=True, **options)
-            for label, model in zip(_labels(models), resolved, strict=True)
+            label: rxllm.completion(
+                model=model, messages=messages, stream=True, **options, **model_params
+            )
+            for label, model, model_params in zip(_labels(models), resolved, per_model, strict=True)
         }
     except (ConfigurationError, BadRequestError) as error:
         raise UsageError(str(error)) from None

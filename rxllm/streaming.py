@@ -139,17 +139,31 @@ def consume(
     assembled response, ``on_error`` with the typed error. Returns a :class:`StreamHandle`.
 
     The callbacks run where this is called: on the running loop's thread inside asyncio, on a
-    thread of their own from plain code (or on the thread blocked in ``wait()``)."""
+    thread of their own from plain code (or on the thread blocked in ``wait()``).
+
+    A stream of something else than chunks (a pipeline ending in ``ops.metrics()``...) is a
+    misuse: it ends at the first such item with a ``TypeError`` that the handle raises."""
     handle = StreamHandle(stream)
     assembler = Assembler()
     add = assembler.add
+    checked = False
 
     def next_(chunk: ChatChunk) -> None:
+        nonlocal checked
+        if not checked:  # only the first item: a misuse shows there, and chunks stay cheap
+            if handle.done:  # refused already
+                return
+            if not isinstance(chunk, ChatChunk):
+                _refuse(handle, chunk, on_error)
+                return
+            checked = True
         add(chunk)
         if on_chunk is not None:
             on_chunk(chunk)
 
     def completed() -> None:
+        if handle.done:  # refused (a synchronous source completes before it can be disposed)
+            return
         response = assembler.result()
         try:
             if on_complete is not None:
@@ -160,6 +174,8 @@ def consume(
         handle._settle(response)
 
     def failed(error: Exception) -> None:
+        if handle.done:
+            return
         if on_error is None:
             handle._settle(None, error)
             return
@@ -171,7 +187,27 @@ def consume(
     with recording() as streams:
         handle._subscription = stream.subscribe(next_, failed, completed)
     handle._streams = [s for s in streams if isinstance(s, ChatStream)]
+    if handle.done and not checked:  # refused during subscribe: the items came synchronously
+        handle._subscription.dispose()
     return handle
+
+
+def _refuse(
+    handle: StreamHandle, item: object, on_error: Callable[[Exception], Any] | None
+) -> None:
+    """``consume`` got something other than chunks (``s.pipe(ops.metrics())``...): end it with a
+    TypeError that says so, through the handle (and ``on_error``), instead of failing later in
+    the assembler with an AttributeError nobody awaits."""
+    error = TypeError(
+        f"consume() and collect() assemble ChatChunks, but this stream emitted a "
+        f"{type(item).__name__}: subscribe to it or iterate() over it to read its items, or "
+        "pass the chunk stream itself (before operators such as ops.metrics())"
+    )
+    handle._settle(None, error)
+    if handle._subscription is not None:
+        handle._subscription.dispose()
+    if on_error is not None:
+        on_error(error)
 
 
 async def collect(stream: Observable[ChatChunk]) -> ChatResponse:

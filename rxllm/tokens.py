@@ -1,8 +1,9 @@
 """Token estimates: the seed's ``estimate-tokens``, for text and for whole requests.
 
-With `tiktoken <https://github.com/openai/tiktoken>`_ installed (``pip install rxllm[tokens]``)
-text is counted with OpenAI's ``o200k_base`` encoding (or the model's own, when ``model`` names
-one tiktoken knows): exact for OpenAI's current models, a close estimate for others.
+With `tiktoken <https://github.com/openai/tiktoken>`_ installed (the ``tokens`` extra:
+``pip install -e '.[tokens]'`` in a clone) text is counted with OpenAI's ``o200k_base``
+encoding (or the model's own, when ``model`` names one tiktoken knows): exact for OpenAI's
+current models, a close estimate for others.
 
 Without it - or when its encoding files cannot be had (tiktoken downloads them on first use, so
 an offline machine without a cache cannot load them) - a documented heuristic is used: **one

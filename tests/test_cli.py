@@ -240,6 +240,40 @@ def test_compare_reports_each_failure_and_exits_1(server: ReplayServer, base: st
     )
 
 
+def test_compare_leaves_a_setting_out_where_it_is_not_taken(
+    server: ReplayServer, base: str
+) -> None:
+    """``-m A --compare B -p x=...``: A and B both answer; a setting only B's provider takes
+    is left out for A, with a note. A setting nobody takes (a typo) is still an error."""
+    server.queue(weather())
+    env = cli_env(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=base)
+    models = ["-m", "openai/gpt-4o", "--compare", "mock/echo"]
+    result = rxllm_cli("chat", "Hi", *models, "-p", "mock_response=Hello", "-p", "seed=7", env=env)
+    clean(result)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        "rxllm: openai/gpt-4o: leaving out -p mock_response (openai does not take it)\n"
+    )
+    assert "mock/echo     | Hello" in result.stdout.splitlines()
+    (request,) = server.requests
+    assert request.json()["seed"] == 7 and "mock_response" not in request.json()
+    typo = rxllm_cli("chat", "Hi", *models, "-p", "temprature=1", env=env)
+    assert typo.returncode == 2
+    assert "does not take parameter(s) temprature" in typo.stderr
+    assert len(server.requests) == 1
+
+
+def test_a_failed_stream_shows_its_first_token_time(server: ReplayServer, base: str) -> None:
+    body = fixture_bytes("openai/stream_text_usage.sse")
+    cut = body.rindex(b"data: ", 0, body.index(b'"content":" weather"'))
+    server.queue(Reply(body=body, drop_after=cut))
+    result = rxllm_cli(*chat(base, "--stats"))
+    clean(result)
+    assert result.returncode == 1
+    row = result.stderr.splitlines()[1]
+    assert re.fullmatch(r"openai/gpt-4o\s+\d+ ms\s+-\s+-\s+-\s+StreamTruncatedError", row), row
+
+
 def test_compare_json_labels_chunks_and_adds_summary_records(
     server: ReplayServer, base: str
 ) -> None:
@@ -308,15 +342,28 @@ def test_missing_key_is_a_clear_message_and_exit_2(server: ReplayServer, base: s
     assert server.requests == []
 
 
+def test_a_well_known_model_alone_goes_to_its_provider(server: ReplayServer, base: str) -> None:
+    """``-m gpt-4o``: the registry's model patterns tell the provider, as LiteLLM users expect."""
+    server.queue(weather())
+    result = rxllm_cli("chat", "Hi", "-m", "gpt-4o", "--api-base", base)
+    clean(result)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == TEXT + "\n"
+    assert server.requests[0].json()["model"] == "gpt-4o"
+    keyless = rxllm_cli("chat", "Hi", "-m", "gpt-4o", "--api-base", base, env=cli_env())
+    assert keyless.returncode == 2
+    assert keyless.stderr == "rxllm: no API key for openai: set OPENAI_API_KEY (or pass --api-key)\n"
+
+
 def test_api_key_option_and_usage_errors(server: ReplayServer, base: str) -> None:
     server.queue(weather())
     result = rxllm_cli(*chat(base, "--api-key", "sk-flag"), env=cli_env())
     assert result.returncode == 0 and result.stdout == TEXT + "\n"
     assert server.requests[0].headers["Authorization"] == "Bearer sk-flag"
-    unknown = rxllm_cli("chat", "Hi", "-m", "gpt-4o")
+    unknown = rxllm_cli("chat", "Hi", "-m", "my-own-model")
     assert unknown.returncode == 2
     assert unknown.stderr.startswith(
-        "rxllm: cannot tell the provider of 'gpt-4o': write provider/model"
+        "rxllm: cannot tell the provider of 'my-own-model': write provider/model"
     )
     bad_param = rxllm_cli("chat", "Hi", "-m", "openai/gpt-4o", "-p", "temprature=1")
     assert bad_param.returncode == 2

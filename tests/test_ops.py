@@ -162,6 +162,30 @@ def test_consume_dispose_resolves_and_cancels(server: ReplayServer, openai_base:
     assert server.disconnected.wait(10)
 
 
+def test_consume_of_a_pipeline_that_emits_no_chunks_is_a_type_error(
+    server: ReplayServer, openai_base: str
+) -> None:
+    """``consume(s.pipe(ops.metrics()))`` assembles chunks out of StreamMetrics: the handle
+    raises a TypeError saying so (before, an AttributeError was logged and wait() timed out)."""
+    server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse")))
+    handle = consume(chat(openai_base).pipe(ops.metrics()))
+    with pytest.raises(TypeError, match="emitted a StreamMetrics: subscribe to it or iterate"):
+        handle.wait(10)
+
+
+def test_consume_refuses_the_first_non_chunk_once() -> None:
+    seen: list[Exception] = []
+    completed: list[rxllm.ChatResponse] = []
+    handle = consume(
+        reactivex.of("text", "more"), on_complete=completed.append, on_error=seen.append
+    )
+    with pytest.raises(TypeError, match="emitted a str"):
+        handle.wait(1)
+    assert [type(e) for e in seen] == [TypeError] and completed == []
+    with pytest.raises(TypeError, match="collect\\(\\) assemble ChatChunks"):
+        collect_sync(reactivex.of({"choices": []}), timeout=1)
+
+
 async def test_collect_async_and_await_handle(server: ReplayServer, openai_base: str) -> None:
     server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse")))
     stream = chat(openai_base)

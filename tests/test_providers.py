@@ -3,10 +3,13 @@ cannot take raises before any I/O, unless ``drop_params=True`` leaves it out."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 import rxllm
 from rxllm import errors
+from rxllm._api import prepare
+from rxllm.router import Router
 from rxllm.streaming import collect_sync
 
 from .conftest import API_KEY, fixture_bytes
@@ -199,3 +202,69 @@ def test_errors_while_building_a_request_name_provider_and_model() -> None:
             "ollama", "llava", messages=[{"role": "user", "content": [image]}], stream=True
         )
     assert (caught.value.provider, caught.value.model) == ("ollama", "llava")
+
+
+# --- a model named alone: its provider inferred from the registry's model_patterns -----------
+
+
+@pytest.mark.parametrize(
+    ("model", "provider"),
+    [
+        ("gpt-4o", "openai"),
+        ("chatgpt-4o-latest", "openai"),
+        ("o1", "openai"),
+        ("o3-mini", "openai"),
+        ("o4-mini", "openai"),
+        ("claude-sonnet-4-5", "anthropic"),
+        ("gemini-2.5-flash", "gemini"),
+        ("mistral-small-latest", "mistral"),
+        ("magistral-medium-latest", "mistral"),
+        ("codestral-latest", "mistral"),
+        ("ministral-8b-latest", "mistral"),
+        ("pixtral-12b", "mistral"),
+        ("deepseek-chat", "deepseek"),
+    ],
+)
+def test_a_well_known_model_alone_finds_its_provider(model: str, provider: str) -> None:
+    call, _, request = prepare(
+        None, model, messages=HI, stream=True, api_key=API_KEY, api_base="http://127.0.0.1:9"
+    )
+    assert (call.provider, call.model) == (provider, model)
+    assert model.encode() in (request.body or b"") or model in request.url
+
+
+@pytest.mark.parametrize("model", ["my-own-model", "o10-preview", "llama3.2", "meta-llama/Llama-3"])
+def test_an_unknown_model_alone_keeps_the_clear_error(model: str) -> None:
+    with pytest.raises(errors.ConfigurationError, match="cannot tell the provider") as caught:
+        rxllm.completion(model=model, messages=HI, api_key=API_KEY)
+    assert "pass provider= or a 'provider/model' string" in str(caught.value)
+
+
+def test_a_model_two_rows_claim_is_ambiguous(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rxllm import providers
+
+    rows = dict(providers._REGISTRY)
+    rows["azure"] = msgspec.structs.replace(rows["azure"], model_patterns=("gpt-*",))
+    monkeypatch.setattr(providers, "_REGISTRY", rows)
+    with pytest.raises(errors.ConfigurationError, match="could be openai or azure"):
+        rxllm.completion(model="gpt-4o", messages=HI, api_key=API_KEY)
+
+
+def test_an_inferred_provider_is_said_in_the_routers_description() -> None:
+    router = Router()
+    router.register("guess", model="claude-sonnet-4-5", api_key=API_KEY)
+    router.register("named", model="anthropic/claude-sonnet-4-5", api_key=API_KEY)
+    guess, named = router.get_config("guess"), router.get_config("named")
+    assert guess is not None and named is not None
+    assert guess["provider"] == "anthropic" and guess["model"] == "claude-sonnet-4-5"
+    assert guess["provider_source"] == "inferred from the model name"
+    assert guess["deployments"][0]["provider_source"] == "inferred from the model name"
+    assert named["provider_source"] == "given"
+
+
+
+def test_a_missing_key_names_the_provider_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(errors.ConfigurationError) as caught:
+        rxllm.completion("openai", "gpt-4o", messages=HI)
+    assert str(caught.value) == "openai: no API key: pass api_key=... or set OPENAI_API_KEY"

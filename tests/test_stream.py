@@ -88,7 +88,7 @@ def test_bad_arguments_raise_before_any_stream_exists(
     with pytest.raises(errors.UnsupportedParamsError, match="temprature"):
         rxllm.completion("openai", "gpt-4o", messages=MESSAGES, temprature=1, api_key=API_KEY)
     with pytest.raises(errors.ConfigurationError, match="cannot tell the provider"):
-        rxllm.completion(model="gpt-4o", messages=MESSAGES)
+        rxllm.completion(model="my-own-model", messages=MESSAGES)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(errors.ConfigurationError, match="OPENAI_API_KEY"):
         rxllm.completion("openai", "gpt-4o", messages=MESSAGES, stream=True)

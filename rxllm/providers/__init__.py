@@ -7,6 +7,7 @@ what it can do. Adding a provider is one module plus one row here; nothing else 
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import os
 from typing import cast
@@ -21,8 +22,10 @@ __all__ = [
     "api_base_for",
     "api_key_for",
     "get_provider",
+    "infer_provider",
     "list_providers",
     "provider_info",
+    "resolve_model",
     "split_model",
     "supports_embeddings",
     "supports_reasoning",
@@ -46,6 +49,10 @@ class ProviderInfo(msgspec.Struct, frozen=True, kw_only=True):
     env_options: dict[str, str] = msgspec.field(default_factory=dict)
     #: A sensible model for quick setups (the router's ``quick_setup``).
     default_model: str | None = None
+    #: Shell-style patterns (``fnmatch``, case-insensitive) of the provider's well-known model
+    #: names: a model named alone (``"gpt-4o"``) is sent to the one provider whose pattern
+    #: matches. Leave empty for providers that serve other providers' models.
+    model_patterns: tuple[str, ...] = ()
     key_required: bool = True
     streaming: bool = True
     tools: bool = False
@@ -64,6 +71,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
             env_keys=("OPENAI_API_KEY",),
             env_api_base="OPENAI_BASE_URL",
             default_model="gpt-4o-mini",
+            model_patterns=("gpt-*", "chatgpt-*", "ft:gpt-*", "o[134]", "o[134]-*"),
             tools=True,
             vision=True,
             reasoning=False,
@@ -76,6 +84,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
             env_keys=("ANTHROPIC_API_KEY",),
             env_api_base="ANTHROPIC_BASE_URL",
             default_model="claude-sonnet-4-5",
+            model_patterns=("claude-*",),
             tools=True,
             vision=True,
             reasoning=True,
@@ -86,6 +95,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
             default_api_base="https://generativelanguage.googleapis.com",
             env_keys=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
             default_model="gemini-2.5-flash",
+            model_patterns=("gemini-*",),
             tools=True,
             vision=True,
             reasoning=True,
@@ -109,6 +119,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
             env_keys=("DEEPSEEK_API_KEY",),
             env_api_base="DEEPSEEK_API_BASE",
             default_model="deepseek-chat",
+            model_patterns=("deepseek-*",),
             tools=True,
             reasoning=True,
         ),
@@ -119,6 +130,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
             env_keys=("MISTRAL_API_KEY",),
             env_api_base="MISTRAL_API_BASE",
             default_model="mistral-small-latest",
+            model_patterns=("mistral-*", "magistral-*", "codestral-*", "ministral-*", "pixtral-*"),
             tools=True,
             vision=True,
             reasoning=True,
@@ -246,18 +258,45 @@ def api_base_for(info: ProviderInfo, explicit: str | None) -> str:
     return info.default_api_base
 
 
-def split_model(provider: str | None, model: str | None) -> tuple[str, str]:
-    """Accept ``("openai", "gpt-4o")``, ``(None, "openai/gpt-4o")`` and ``("openai/gpt-4o",
-    None)``. Only a known provider prefix is split off, so ``"meta-llama/Llama-3"`` stays whole."""
+def infer_provider(model: str) -> list[str]:
+    """The providers whose ``model_patterns`` match ``model`` (one name when it is clear)."""
+    name = model.lower()
+    return [
+        row.name
+        for row in _REGISTRY.values()
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in row.model_patterns)
+    ]
+
+
+def resolve_model(provider: str | None, model: str | None) -> tuple[str, str, bool]:
+    """:func:`split_model`, and whether the provider was inferred from the model's name
+    (``"gpt-4o"`` alone -> openai), for configurations to say so."""
     if provider and model:
-        return provider, model
+        return provider, model, False
     combined = model or provider
     if not combined:
         raise ConfigurationError("name a provider and a model, e.g. completion('openai', 'gpt-4o')")
     head, sep, tail = combined.partition("/")
     if sep and head in _REGISTRY and tail:
-        return head, tail
+        return head, tail, False
+    if combined in _REGISTRY:
+        raise ConfigurationError(
+            f"{combined!r} is a provider: name its model too, e.g. model='{combined}/<model>'"
+        )
+    candidates = infer_provider(combined)
+    if len(candidates) == 1:
+        return candidates[0], combined, True
+    could = f" (it could be {' or '.join(candidates)})" if candidates else ""
     raise ConfigurationError(
-        f"cannot tell the provider of model {combined!r}: pass provider= or a "
+        f"cannot tell the provider of model {combined!r}{could}: pass provider= or a "
         f"'provider/model' string (known providers: {', '.join(sorted(_REGISTRY))})"
     )
+
+
+def split_model(provider: str | None, model: str | None) -> tuple[str, str]:
+    """Accept ``("openai", "gpt-4o")``, ``(None, "openai/gpt-4o")``, ``("openai/gpt-4o",
+    None)`` and a well-known model alone, ``(None, "gpt-4o")`` (its provider inferred from the
+    registry's ``model_patterns``). Only a known provider prefix is split off, so
+    ``"meta-llama/Llama-3"`` stays whole (and needs a provider)."""
+    name, model_name, _ = resolve_model(provider, model)
+    return name, model_name

@@ -43,6 +43,7 @@ class Deployment:
         "id",
         "model",
         "provider",
+        "provider_inferred",
         "rpm",
         "settings",
         "state",
@@ -63,9 +64,12 @@ class Deployment:
         tpm: int | None,
         settings: dict[str, Any],
         defaults: dict[str, Any],
+        provider_inferred: bool = False,
     ) -> None:
         self.id = id
         self.provider = provider
+        #: True when no provider was named and the model's name told it (``"gpt-4o"``).
+        self.provider_inferred = provider_inferred
         self.model = model
         self.api_key = api_key
         self.api_base = api_base
@@ -88,6 +92,7 @@ class Deployment:
         out: dict[str, Any] = {
             "id": self.id,
             "provider": self.provider,
+            "provider_source": _provider_source(self.provider_inferred),
             "model": self.model,
             "api_base": masked_url(self.api_base) if self.api_base else None,
             "api_key": "***" if self.api_key else None,
@@ -163,9 +168,16 @@ def describe(config: RouteConfig) -> dict[str, Any]:
         out["route"] = getattr(config.route, "__qualname__", repr(config.route))
         out["configs"] = {p: _masked(c) for p, c in config.route_configs.items()}
     if len(config.deployments) == 1:  # the seed's simple form: provider and model at the top
-        out["provider"] = config.deployments[0].provider
-        out["model"] = config.deployments[0].model
+        only = config.deployments[0]
+        out["provider"] = only.provider
+        out["provider_source"] = _provider_source(only.provider_inferred)
+        out["model"] = only.model
     return out
+
+
+def _provider_source(inferred: bool) -> str:
+    """How the provider was chosen, for descriptions: a guess should say it is one."""
+    return "inferred from the model name" if inferred else "given"
 
 
 def _masked(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -192,7 +204,7 @@ def make_deployment(spec: Mapping[str, Any], *, default_id: str, where: str) -> 
     if not spec.get("model") and "/" not in str(spec.get("provider") or ""):
         raise ConfigurationError(f"{where}: name a provider and a model (model=...)")
     try:
-        name, model = providers.split_model(spec.get("provider"), spec.get("model"))
+        name, model, inferred = providers.resolve_model(spec.get("provider"), spec.get("model"))
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: {exc.message}") from None
     info = providers.provider_info(name)
@@ -200,7 +212,7 @@ def make_deployment(spec: Mapping[str, Any], *, default_id: str, where: str) -> 
     if info.key_required and providers.api_key_for(info, api_key) is None:
         variables = " or ".join(info.env_keys) or "api_key="
         raise ConfigurationError(
-            f"{where}: no API key for {name}: pass api_key=... or set {variables}",
+            f"{where}: no API key: pass api_key=... or set {variables}",
             provider=name,
         )
     settings = {k: spec[k] for k in _CALL_SETTINGS if spec.get(k) is not None}
@@ -231,6 +243,7 @@ def make_deployment(spec: Mapping[str, Any], *, default_id: str, where: str) -> 
         tpm=spec.get("tpm"),
         settings=settings,
         defaults=defaults,
+        provider_inferred=inferred,
     )
 
 

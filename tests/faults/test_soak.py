@@ -23,6 +23,8 @@ import time
 import tracemalloc
 import weakref
 from collections import Counter
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,12 +185,56 @@ async def _ended(task: asyncio.Task[None] | None) -> None:
 # --- the run -----------------------------------------------------------------------------------
 
 
+class Progress:
+    """A line each tenth of the streams, so a human watching ``make test`` sees the soak (some
+    minutes, one test) is alive; ten lines keep CI logs short."""
+
+    def __init__(self, total: int, write: Callable[[str], None]) -> None:
+        self.total = total
+        self.write = write
+        self.done = 0
+        self.started = time.perf_counter()
+        self.tenths = 0  # reported so far
+
+    def one_done(self) -> None:
+        self.done += 1
+        tenths = self.done * 10 // self.total
+        if tenths > self.tenths:
+            self.tenths = tenths
+            elapsed = time.perf_counter() - self.started
+            self.write(
+                f"soak: {self.done}/{self.total} streams "
+                f"({100 * self.done // self.total}%) in {elapsed:.0f} s"
+            )
+
+
+def terminal_writer(config: pytest.Config) -> Callable[[str], None]:
+    """Write a line on pytest's terminal from inside a test (whose output is captured)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def write(line: str) -> None:
+        if reporter is None:
+            return
+        with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+            reporter.ensure_newline()
+            reporter.write_line(line)
+
+    return write
+
+
 class Soak:
-    def __init__(self, server: FaultServer, pool: concurrent.futures.ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        server: FaultServer,
+        pool: concurrent.futures.ThreadPoolExecutor,
+        progress: Progress | None = None,
+    ) -> None:
         self.base = server.base + "/v1"
         self.pool = pool
         self.alive: weakref.WeakSet[rxllm.ChatStream] = weakref.WeakSet()
         self.outcomes: Counter[str] = Counter()
+        self.progress = progress
 
     def stream(self, plan: Plan) -> rxllm.ChatStream:
         chat = rxllm.completion(
@@ -234,6 +280,8 @@ class Soak:
         async def guarded(plan: Plan) -> None:
             async with gate:
                 await self.one(plan)
+            if self.progress is not None:
+                self.progress.one_done()
 
         await asyncio.gather(*(guarded(plan) for plan in plans))
 
@@ -264,7 +312,7 @@ async def mark() -> Mark:
 
 
 @pytest.mark.timeout(600)
-def test_soak(_faults: FaultServer) -> None:
+def test_soak(_faults: FaultServer, pytestconfig: pytest.Config) -> None:
     server = _faults
     server.reset()
     server.responder = respond
@@ -278,7 +326,7 @@ def test_soak(_faults: FaultServer) -> None:
     tracemalloc.start()
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="soak") as pool:
-        soak = Soak(server, pool)
+        soak = Soak(server, pool, Progress(len(plans), terminal_writer(pytestconfig)))
 
         async def main() -> tuple[list[Mark], probe.Snapshot, probe.Snapshot]:
             marks = []
@@ -327,3 +375,13 @@ def test_soak(_faults: FaultServer) -> None:
     assert end.threads <= warm.threads
     assert traced_growth < MEMORY_BOUND
     assert rss_second < RSS_BOUND
+
+
+def test_progress_says_each_tenth_of_the_run() -> None:
+    lines: list[str] = []
+    progress = Progress(25, lines.append)
+    for _ in range(25):
+        progress.one_done()
+    assert [line.split(" in ")[0] for line in lines] == [
+        f"soak: {n}/25 streams ({4 * n}%)" for n in (3, 5, 8, 10, 13, 15, 18, 20, 23, 25)
+    ]
