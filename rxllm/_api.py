@@ -16,7 +16,15 @@ import msgspec
 from . import _checks, providers
 from ._checks import Verify
 from ._loop import run_sync
-from ._spec import ChatCall, EmbeddingCall, EmbeddingProvider, HttpRequest, Provider
+from ._spec import (
+    ChatCall,
+    EmbeddingCall,
+    EmbeddingProvider,
+    HttpRequest,
+    Provider,
+    header_credentials,
+    url_credentials,
+)
 from .errors import BadRequestError, ConfigurationError, LLMError
 from .stream import ChatStream, fetch, fetch_response
 from .types import ChatResponse, EmbeddingResponse, Message
@@ -139,13 +147,23 @@ def _built(build: Callable[[], HttpRequest], common: dict[str, Any]) -> HttpRequ
     return request
 
 
+def _secrets(common: dict[str, Any]) -> tuple[str, ...]:
+    """The credentials of a call being built (as :attr:`Call.secrets` once it exists)."""
+    key = common["api_key"]
+    return (
+        *((key,) if key else ()),
+        *url_credentials(common["api_base"]),
+        *header_credentials(common["extra_headers"] or {}),
+    )
+
+
 def _checked(check: Callable[[], T], common: dict[str, Any]) -> T:
     """Run a provider's check; its errors name provider and model."""
     try:
         return check()
     except LLMError as exc:
         exc._with_context(
-            provider=common["provider"], model=common["model"], secret=common["api_key"]
+            provider=common["provider"], model=common["model"], secret=_secrets(common)
         )
         raise
 

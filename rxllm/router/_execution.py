@@ -450,7 +450,7 @@ class Execution:
             result = await sender.send(pick, lambda: settle("success"))
         except LLMError as exc:
             exc._with_context(
-                provider=pick.call.provider, model=pick.call.model, secret=pick.call.api_key
+                provider=pick.call.provider, model=pick.call.model, secret=pick.call.secrets
             )
             settle("error", exc)
             raise
