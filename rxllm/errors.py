@@ -57,9 +57,12 @@ __all__ = [
     "StreamTruncatedError",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
+    "context_window_exceeded",
     "error_for_status",
     "error_summary",
     "is_llm_error",
+    "refine_class",
+    "status_from_code",
 ]
 
 # --- masking secrets ----------------------------------------------------------------------
@@ -490,6 +493,50 @@ def error_for_status(status: int | None) -> type[APIStatusError]:
     if status >= 400:
         return BadRequestError
     return APIStatusError
+
+
+#: How providers, gateways (LiteLLM's proxy, OpenRouter) and inference servers (vLLM, TGI,
+#: llama.cpp)
+#: word a prompt that does not fit the model's context window, in a code or a message.
+_CONTEXT_WINDOW = re.compile(
+    r"context_length_exceeded|contextwindowexceeded|maximum context length"
+    r"|context length is only|prompt is too long|input is too long|prompt too long"
+    r"|exceeds? (?:the )?(?:model'?s? )?(?:context window|context limit|context length"
+    r"|maximum context)|context window (?:is )?exceeded|too large for model"
+    r"|maximum number of tokens allowed|input token count .{0,40}exceeds",
+    re.IGNORECASE,
+)
+
+
+def context_window_exceeded(*texts: str | None) -> bool:
+    """Whether an error's message, code or type says the prompt is too long for the model."""
+    return any(text and _CONTEXT_WINDOW.search(text) for text in texts)
+
+
+def refine_class(cls: type[LLMError], message: str, *markers: str | None) -> type[LLMError]:
+    """The class an error body's words make more precise than its status did: a bad request
+    (or one without a status) that says the context window overflowed is a
+    :class:`ContextWindowExceededError`, however the server or gateway in front phrased it.
+    Every provider module passes its errors through this, so the rule holds on every route."""
+    if cls in (APIStatusError, BadRequestError, UnprocessableEntityError) and (
+        context_window_exceeded(message, *markers)
+    ):
+        return ContextWindowExceededError
+    return cls
+
+
+def status_from_code(code: str | int | None) -> int | None:
+    """An HTTP status carried as an error ``code`` (``500``, ``"429"``): gateways such as
+    LiteLLM's proxy and OpenRouter put the upstream's status there, mid-stream too. None for
+    anything else (``"invalid_api_key"``, ``1``)."""
+    if isinstance(code, bool) or code is None:
+        return None
+    if isinstance(code, str):
+        code = code.strip()
+        if not (code.isascii() and code.isdigit() and len(code) == 3):
+            return None
+        code = int(code)
+    return code if 100 <= code <= 599 else None
 
 
 def is_llm_error(error: BaseException) -> bool:

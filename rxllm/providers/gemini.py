@@ -30,7 +30,6 @@ from .._spec import Call, ChatCall, EmbeddingCall, EventParser, HttpRequest, SSE
 from ..errors import (
     AuthenticationError,
     BadRequestError,
-    ContextWindowExceededError,
     InternalServerError,
     LLMError,
     MalformedResponseError,
@@ -40,6 +39,7 @@ from ..errors import (
     ServiceUnavailableError,
     StreamTruncatedError,
     error_for_status,
+    refine_class,
 )
 from ..types import (
     ChatChunk,
@@ -256,8 +256,7 @@ def _typed_error(
         or _STATUS_CLASSES.get(error.status or "")
         or error_for_status(status or error.code)
     )
-    if cls is BadRequestError and "maximum number of tokens" in error.message:
-        cls = ContextWindowExceededError
+    cls = refine_class(cls, error.message, reason, error.status)
     retry_after = _seconds(delay) if delay else None
     return cls(
         error.message,
@@ -287,9 +286,9 @@ def error_from_body(
         else:
             error = _decode_error(body).error
     except (msgspec.DecodeError, IndexError):
-        cls = error_for_status(status)
-        return cls(
-            body_snippet(body) or f"HTTP {status} with an empty body",
+        message = body_snippet(body) or f"HTTP {status} with an empty body"
+        return refine_class(error_for_status(status), message)(
+            message,
             provider=provider,
             model=model,
             status_code=status,

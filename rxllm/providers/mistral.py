@@ -22,7 +22,13 @@ from typing import Any
 import msgspec
 
 from .._spec import Call
-from ..errors import ContextWindowExceededError, LLMError, UnsupportedParamsError, error_for_status
+from ..errors import (
+    ContextWindowExceededError,
+    LLMError,
+    UnsupportedParamsError,
+    error_for_status,
+    refine_class,
+)
 from ..types import Message
 from ._common import body_snippet, request_id_from, retry_after_from
 from .openai import error_from_body, strip_message
@@ -112,8 +118,10 @@ def error_from_mistral_body(
     if entries and all(e.get("type") == "extra_forbidden" for e in entries):
         cls = UnsupportedParamsError
         param = param or _location(entries[0])
-    elif "context length" in message or "too large for model" in message:
+    elif "context length" in message:
         cls = ContextWindowExceededError
+    else:
+        cls = refine_class(cls, message, wire.type)
     return cls(
         message,
         provider="mistral",

@@ -48,6 +48,7 @@ from ..errors import (
     StreamTruncatedError,
     UnsupportedParamsError,
     error_for_status,
+    refine_class,
 )
 from ..types import (
     ChatChunk,
@@ -378,7 +379,7 @@ def _error_from_body(
         message = _encode(error).decode()
     else:
         message = body_snippet(body) or f"HTTP {status} with an empty body"
-    return error_for_status(status)(
+    return refine_class(error_for_status(status), message)(
         message,
         provider="ollama",
         model=model,
