@@ -306,26 +306,32 @@ def _scrub_chain(error: BaseException, redactor: Redactor) -> None:
 
 
 def _scrubbed(exc: BaseException, redactor: Redactor) -> BaseException:
+    """``exc`` with its arguments masked, or a :class:`RedactedError` in its place when its
+    ``str`` or ``repr`` still shows a secret (aiohttp's ``ClientResponseError`` repr holds the
+    request's headers)."""
     if isinstance(exc, LLMError):
         exc._redact(redactor._secrets)
         return exc
-    try:
-        text = str(exc)
-    except Exception:
-        text = ""
-    if redactor(text) == text:
+    if _shows_secret(exc, redactor):
+        exc.args = tuple(redactor(a) if isinstance(a, str) else a for a in exc.args)
+    if not _shows_secret(exc, redactor):
         return exc
-    exc.args = tuple(redactor(a) if isinstance(a, str) else a for a in exc.args)
-    try:
-        text = str(exc)
-    except Exception:
-        text = ""
-    if redactor(text) == text:
-        return exc
-    stand_in = RedactedError(f"{type(exc).__qualname__}: {redactor(text)}")
+    stand_in = RedactedError(f"{type(exc).__qualname__}: {redactor(_text(exc, str))}")
     stand_in.__cause__, stand_in.__context__ = exc.__cause__, exc.__context__
     stand_in.__suppress_context__ = exc.__suppress_context__
+    stand_in.__traceback__ = exc.__traceback__
     return stand_in
+
+
+def _shows_secret(exc: BaseException, redactor: Redactor) -> bool:
+    return any(redactor(text) != text for text in (_text(exc, str), _text(exc, repr)))
+
+
+def _text(exc: BaseException, show: Any) -> str:
+    try:
+        return str(show(exc))
+    except Exception:
+        return ""
 
 
 # --- configuration (raised before any I/O) ------------------------------------------------
