@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import msgspec
 
-from .errors import LLMError
+from .errors import LLMError, MalformedResponseError
 from .types import ChatChunk, ChatResponse, EmbeddingResponse, Message
 
 if TYPE_CHECKING:
@@ -385,6 +385,8 @@ class EventParser:
                     break
         except LLMError as error:
             return chunks, error
+        except RecursionError:  # a frame nested deeper than the JSON decoder follows
+            return chunks, MalformedResponseError("a stream frame is JSON nested too deeply")
         return chunks, None
 
     def finish(self) -> ChatChunk | None:

@@ -120,7 +120,7 @@ def tool_arguments(call: ToolCall) -> Any:
     arguments = call.function.arguments
     try:
         return msgspec.json.decode(arguments) if arguments else {}
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise BadRequestError(
             f"tool call {call.id} has arguments that are not JSON: {arguments[:80]!r}"
         ) from None

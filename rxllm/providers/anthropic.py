@@ -45,6 +45,7 @@ from ..types import (
     FunctionCall,
     FunctionCallDelta,
     ImagePart,
+    Index,
     Message,
     PromptTokensDetails,
     StreamChoice,
@@ -169,7 +170,7 @@ class _Event(msgspec.Struct, gc=False):
     """Every stream event in one loose shape: only the fields its ``type`` uses are set."""
 
     type: str
-    index: int = 0
+    index: Index = 0
     delta: _Delta | None = None
     content_block: _Block | None = None
     message: _Message | None = None
@@ -206,7 +207,7 @@ def error_from_body(
     error_type, message, body_request_id, code = None, "", None, None
     try:
         envelope = _decode_error(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         message = body_snippet(body) or f"HTTP {status} with an empty body"
     else:
         error_type, message = envelope.error.type, envelope.error.message
@@ -325,7 +326,7 @@ class AnthropicStreamParser(EventParser):
         payload = events.array
         try:
             decoded = _decode_events(payload) if b'"error"' not in payload else None
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             decoded = None
         if decoded is None:
             return EventParser.parse(self, events)
@@ -666,7 +667,7 @@ class AnthropicProvider:
     def parse_response(self, body: bytes, call: ChatCall) -> ChatResponse:
         try:
             message = _decode_message(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise MalformedResponseError(
                 f"response is not a message: {body_snippet(body, 200)!r}",
                 provider=self.name,

@@ -84,7 +84,7 @@ def _details(value: Any) -> list[dict[str, Any]]:
     elif isinstance(value, str) and value.startswith("{"):
         try:
             value = msgspec.json.decode(value).get("detail")
-        except (msgspec.DecodeError, AttributeError):
+        except (msgspec.DecodeError, RecursionError, AttributeError):
             return []
     if isinstance(value, list):
         return [entry for entry in value if isinstance(entry, dict)]
@@ -102,7 +102,7 @@ def error_from_mistral_body(
     gateway in front of it) is read as such."""
     try:
         wire = _decode_error(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return error_from_body(status, body, headers, provider="mistral", model=model)
     if wire.error is not None and wire.message is None and wire.detail is None:
         return error_from_body(status, body, headers, provider="mistral", model=model)

@@ -292,7 +292,7 @@ class OpenAIStreamParser(EventParser):
                 return self.each(events)
         try:
             chunks = _decode_chunks(payload)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return self.each(events)
         name = self._name
         for chunk in chunks:
@@ -316,7 +316,7 @@ class OpenAIStreamParser(EventParser):
         data = event.data
         try:
             chunk = _decode_chunk(data)
-        except msgspec.DecodeError:  # also ValidationError; the end marker lands here once
+        except (msgspec.DecodeError, RecursionError):  # also ValidationError and [DONE] once
             stripped = data.strip()
             if stripped == b"[DONE]":
                 self.done = True
@@ -341,7 +341,7 @@ class OpenAIStreamParser(EventParser):
         """An ``{"error": ...}`` frame is the provider's error; anything else is malformed."""
         try:
             _decode_error(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return MalformedResponseError(
                 f"unparseable stream frame: {body_snippet(data, 120)!r}",
                 provider=self._name,
@@ -449,13 +449,16 @@ class OpenAIProvider:
         """The body -> ``ChatResponse``; raises ``msgspec.DecodeError`` when it is not one."""
         return _decode_response(body)
 
-    def _not_a(self, what: str, body: bytes, call: Call, exc: msgspec.DecodeError) -> LLMError:
+    def _not_a(self, what: str, body: bytes, call: Call, exc: Exception) -> LLMError:
         """The typed error for a 2xx body that is not ``what``: the provider's own error when
-        the body is an error object, else a malformed response showing what came instead."""
+        the body is an error object, else a malformed response showing what came instead
+        (JSON nested deeper than the decoder follows, ``RecursionError``, is one too)."""
         if isinstance(exc, msgspec.ValidationError):
             if b'"error"' in body:
                 return error_from_body(200, body, {}, provider=self.name, model=call.model)
             problem = f"response is not {what}"
+        elif isinstance(exc, RecursionError):
+            problem = "response is JSON nested too deeply to read"
         else:
             problem = "response is not JSON"
         return MalformedResponseError(
@@ -465,7 +468,7 @@ class OpenAIProvider:
     def parse_response(self, body: bytes, call: ChatCall) -> ChatResponse:
         try:
             response = self.decode_response(body, call)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise self._not_a("a chat.completion", body, call, exc) from None
         response.provider = self.name
         normalise_finish(response.choices)
@@ -495,7 +498,7 @@ class OpenAIProvider:
     def parse_embedding_response(self, body: bytes, call: EmbeddingCall) -> EmbeddingResponse:
         try:
             response = _decode_embeddings(body)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise self._not_a("an embedding list", body, call, exc) from None
         response.provider = self.name
         return response
