@@ -112,6 +112,10 @@ class Router:
     ``rxllm.router``'s module functions use one default ``Router``; create your own for an
     isolated set of configurations, health state and callbacks. ``clock``, ``sleep`` and ``rng``
     are injectable for tests (``sleep`` must advance ``clock``).
+
+    The timing and health settings are :class:`Settings`'s fields; among them ``max_cooldown``
+    (default 300 s) is the longest a provider's ``Retry-After`` keeps a deployment out, so one
+    absurd header (``1e9``, ``inf``, an epoch timestamp) cannot disable it for decades.
     """
 
     def __init__(
