@@ -533,3 +533,22 @@ def test_short_keys_are_masked_as_whole_tokens_only() -> None:
     glued = errors.APIStatusError(f"token={long_key}abc")
     glued._with_context(provider=None, model=None, secret=long_key)
     assert glued.message == "token=***abc"  # a long key is hidden even glued to other text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="rxllm/stream.py's _add_context passes secret=call.api_key; needs secret=call.secrets",
+)
+def test_a_plain_stream_masks_every_credential_of_its_call(faults: FaultServer) -> None:
+    faults.responder = echo_reply
+    host = faults.base.removeprefix("http://")
+    chat = rxllm.completion(
+        "anthropic",
+        "claude-haiku-4-5",
+        messages=MESSAGES,
+        stream=True,
+        api_key=API_KEY,
+        api_base=f"http://alice:{BASIC_PASSWORD}@{host}",
+        extra_headers=GATEWAY_HEADERS,
+    )
+    assert_no_secret(*every_form(failure(chat)))
