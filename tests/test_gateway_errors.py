@@ -65,7 +65,8 @@ VLLM_CONTEXT_400 = json.dumps(
         "code": 400,
     }
 ).encode()
-#: vLLM 0.16+ wraps it and words it differently (github.com/vllm-project/vllm/pull/37011).
+#: The wrapped shape newer vLLM sends (github.com/vllm-project/vllm/pull/37011); the wording is
+#: illustrative, in the style of vLLM's max_tokens check.
 VLLM_WRAPPED_400 = json.dumps(
     {
         "error": {
