@@ -8,7 +8,7 @@ stream that can be sent.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 import msgspec
@@ -16,7 +16,16 @@ import msgspec
 from . import _checks, providers
 from ._checks import Verify
 from ._loop import run_sync
-from ._spec import ChatCall, EmbeddingCall, EmbeddingProvider, HttpRequest, Provider
+from ._spec import (
+    Call,
+    ChatCall,
+    EmbeddingCall,
+    EmbeddingProvider,
+    HttpRequest,
+    Provider,
+    header_credentials,
+    url_credentials,
+)
 from .errors import BadRequestError, ConfigurationError, LLMError
 from .stream import ChatStream, fetch, fetch_response
 from .types import ChatResponse, EmbeddingResponse, Message
@@ -137,13 +146,23 @@ def _built(build: Callable[[], HttpRequest], common: dict[str, Any]) -> HttpRequ
     return request
 
 
+def _secrets(common: dict[str, Any]) -> tuple[str, ...]:
+    """The credentials of a call being built (as :attr:`Call.secrets` once it exists)."""
+    key = common["api_key"]
+    return (
+        *((key,) if key else ()),
+        *url_credentials(common["api_base"]),
+        *header_credentials(common["extra_headers"] or {}),
+    )
+
+
 def _checked(check: Callable[[], T], common: dict[str, Any]) -> T:
     """Run a provider's check; its errors name provider and model."""
     try:
         return check()
     except LLMError as exc:
         exc._with_context(
-            provider=common["provider"], model=common["model"], secret=common["api_key"]
+            provider=common["provider"], model=common["model"], secret=_secrets(common)
         )
         raise
 
@@ -233,15 +252,33 @@ def prepare_embedding(
     return call, provider_spec, _built(lambda: provider_spec.build_embedding_request(call), common)
 
 
+async def _masked(call: Call, exchange: Awaitable[T]) -> T:
+    """``exchange``'s result; an error it raises has every secret of ``call`` masked (the
+    credentials in ``api_base`` and ``extra_headers`` as well as the key)."""
+    try:
+        return await exchange
+    except LLMError as exc:
+        raise exc._with_context(
+            provider=call.provider, model=call.model, secret=call.secrets
+        ) from exc.__cause__
+
+
+async def _fetch_response(call: ChatCall, spec: Provider, request: HttpRequest) -> ChatResponse:
+    return await _masked(call, fetch_response(call, spec, request))
+
+
 async def _fetch_embedding(
     call: EmbeddingCall, spec: EmbeddingProvider, request: HttpRequest
 ) -> EmbeddingResponse:
     provider: Provider = spec  # type: ignore[assignment]
-    return await fetch(
+    return await _masked(
         call,
-        request,
-        lambda body: spec.parse_embedding_response(body, call),
-        lambda status, body, headers: provider.map_error(status, body, headers, call),
+        fetch(
+            call,
+            request,
+            lambda body: spec.parse_embedding_response(body, call),
+            lambda status, body, headers: provider.map_error(status, body, headers, call),
+        ),
     )
 
 
@@ -387,7 +424,7 @@ def completion(
     )
     if stream:
         return ChatStream(call, spec, request)
-    return run_sync(fetch_response(call, spec, request))
+    return run_sync(_fetch_response(call, spec, request))
 
 
 @overload
@@ -464,4 +501,4 @@ async def acompletion(
         chat_stream = ChatStream(call, spec, request)
         chat_stream.bind()
         return chat_stream
-    return await fetch_response(call, spec, request)
+    return await _fetch_response(call, spec, request)

@@ -8,12 +8,13 @@ and maps error bodies to typed errors. It never does I/O and never touches Rx.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import msgspec
 
-from .errors import LLMError
+from .errors import LLMError, MalformedResponseError
 from .types import ChatChunk, ChatResponse, EmbeddingResponse, Message
 
 if TYPE_CHECKING:
@@ -34,13 +35,27 @@ __all__ = [
     "SSEEvent",
     "ScriptedReply",
     "StreamParser",
+    "header_credentials",
+    "is_credential_header",
     "masked_url",
+    "url_credentials",
 ]
 
 #: Header names whose values are credentials: masked in every repr.
 SENSITIVE_HEADERS = frozenset(
     {"authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization"}
 )
+#: Parts of a header name that make its value a credential: gateways' own headers
+#: (``Helicone-Auth``, ``Ocp-Apim-Subscription-Key``, ``cf-aig-authorization``,
+#: ``x-portkey-api-key``) as much as the providers'.
+_CREDENTIAL_NAME = re.compile(r"auth|key|token|secret|signature|cookie|passw|credential", re.I)
+#: ``Bearer``, ``Basic``...: the scheme word before a credential in a header's value.
+_AUTH_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*\s+(\S+)$")
+
+
+def is_credential_header(name: str) -> bool:
+    """Whether a header's value is a credential, judged by its name (masked wherever shown)."""
+    return name.lower() in SENSITIVE_HEADERS or _CREDENTIAL_NAME.search(name) is not None
 
 
 #: URL prefix of rxllm's in-process loopback server (``rxllm.transport.loopback``): a request
@@ -184,10 +199,39 @@ class NamedDataEvents(DataEvents):
 
 
 def _mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {k: ("***" if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers.items()}
+    return {k: ("***" if is_credential_header(k) else v) for k, v in headers.items()}
 
 
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
+_USERINFO_PARTS = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#@]*)@")
+
+
+def url_credentials(url: str | None) -> tuple[str, ...]:
+    """The credentials in a URL's user info (``user:password``, and the password alone), as
+    written and percent-decoded: what a server may echo back."""
+    found = _USERINFO_PARTS.match(url or "")
+    if found is None:
+        return ()
+    userinfo = found.group(1)
+    out = {userinfo, urllib.parse.unquote(userinfo)}
+    for info in tuple(out):
+        _, colon, password = info.partition(":")
+        if colon:
+            out.add(password)
+    return tuple(out)
+
+
+def header_credentials(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The values of credential headers, and the credential alone after a scheme word
+    (``Bearer <token>``)."""
+    out: list[str] = []
+    for name, value in headers.items():
+        if isinstance(value, str) and is_credential_header(name):
+            out.append(value)
+            scheme = _AUTH_SCHEME.match(value.strip())
+            if scheme is not None:
+                out.append(scheme.group(1))
+    return tuple(out)
 
 
 def masked_url(url: str) -> str:
@@ -261,6 +305,17 @@ class Call:
         #: TLS verification for the transport: True, False, or a context trusting a CA bundle.
         self.verify = verify
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this call carries - its API key, the user info in ``api_base``, the
+        values of credential headers among ``extra_headers`` - for errors and logs to mask."""
+        key = (self.api_key,) if self.api_key else ()
+        return (
+            *key,
+            *url_credentials(self.api_base),
+            *header_credentials(self.extra_headers),
+        )
+
     def __repr__(self) -> str:
         key = "***" if self.api_key else None
         return (
@@ -330,6 +385,8 @@ class EventParser:
                     break
         except LLMError as error:
             return chunks, error
+        except RecursionError:  # a frame nested deeper than the JSON decoder follows
+            return chunks, MalformedResponseError("a stream frame is JSON nested too deeply")
         return chunks, None
 
     def finish(self) -> ChatChunk | None:

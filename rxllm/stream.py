@@ -82,7 +82,7 @@ _STATE_NAMES = ("pending", "running", "completed", "failed", "cancelled")
 
 
 def _add_context(error: LLMError, call: Call, request_id: str | None) -> LLMError:
-    error._with_context(provider=call.provider, model=call.model, secret=call.api_key)
+    error._with_context(provider=call.provider, model=call.model, secret=call.secrets)
     if error.request_id is None:
         error.request_id = request_id
     return error

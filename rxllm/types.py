@@ -8,7 +8,7 @@ thousands of them alive for replay, which the cyclic GC would otherwise rescan a
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -24,6 +24,7 @@ __all__ = [
     "FunctionCall",
     "FunctionCallDelta",
     "ImagePart",
+    "Index",
     "ImageURL",
     "Message",
     "PromptTokensDetails",
@@ -37,6 +38,12 @@ __all__ = [
 
 #: The normalised finish reasons; a provider's own value is kept in ``native_finish_reason``.
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
+
+
+#: A position in a list (a choice, a tool call, an embedding): never negative. A frame that
+#: says ``"index": -1`` fails to decode and is a ``MalformedResponseError``, instead of landing
+#: in Python's "last item" and completing with an empty answer.
+Index = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class _Omit(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
@@ -97,7 +104,7 @@ class FunctionCallDelta(_Omit):
 class ToolCallDelta(_Omit):
     """A fragment of a streamed tool call; fragments with the same ``index`` belong together."""
 
-    index: int = 0
+    index: Index = 0
     id: str | None = None
     type: str | None = None
     function: FunctionCallDelta | None = None
@@ -168,7 +175,7 @@ class Delta(_Omit):
 
 
 class StreamChoice(msgspec.Struct, kw_only=True, gc=False):
-    index: int = 0
+    index: Index = 0
     delta: Delta = msgspec.field(default_factory=Delta)
     finish_reason: str | None = None
     native_finish_reason: str | None = None
@@ -195,7 +202,7 @@ class ChatChunk(msgspec.Struct, kw_only=True, gc=False):
 
 
 class Choice(msgspec.Struct, kw_only=True, gc=False):
-    index: int = 0
+    index: Index = 0
     message: Message
     finish_reason: str | None = None
     native_finish_reason: str | None = None
@@ -243,7 +250,7 @@ class ChatResponse(msgspec.Struct, kw_only=True, gc=False):
 
 
 class Embedding(msgspec.Struct, kw_only=True, gc=False):
-    index: int = 0
+    index: Index = 0
     embedding: list[float]
     object: str = "embedding"
 

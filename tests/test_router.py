@@ -10,6 +10,7 @@ measures real elapsed time.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 import random
@@ -51,7 +52,9 @@ def _extra_servers() -> Iterator[list[ReplayServer]]:
 
 
 @pytest.fixture
-def servers(server: ReplayServer, _extra_servers: list[ReplayServer]) -> Iterator[list[ReplayServer]]:
+def servers(
+    server: ReplayServer, _extra_servers: list[ReplayServer]
+) -> Iterator[list[ReplayServer]]:
     """Four loopback deployments (a, b, c, d), fresh for each test."""
     all_ = [server, *_extra_servers]
     for s in all_:
@@ -203,12 +206,27 @@ def test_register_describe_and_list_never_show_the_key(servers: list[ReplayServe
         ({"provider": "nope", "model": "m"}, "unknown provider 'nope'"),
         ({"deployments": []}, "deployments must be a non-empty list"),
         ({"deployments": [{"provider": "openai"}]}, "deployment 0: name a provider and a model"),
-        ({"provider": "openai", "model": "gpt-4o", "strategy": "fastest"}, "unknown strategy 'fastest'"),
-        ({"provider": "openai", "model": "gpt-4o", "temprature": 1}, "unknown setting or parameter for openai"),
-        ({"provider": "openai", "model": "gpt-4o", "weight": 0}, "weight must be a positive number"),
+        (
+            {"provider": "openai", "model": "gpt-4o", "strategy": "fastest"},
+            "unknown strategy 'fastest'",
+        ),
+        (
+            {"provider": "openai", "model": "gpt-4o", "temprature": 1},
+            "unknown setting or parameter for openai",
+        ),
+        (
+            {"provider": "openai", "model": "gpt-4o", "weight": 0},
+            "weight must be a positive number",
+        ),
         ({"provider": "openai", "model": "gpt-4o", "rpm": 1.5}, "rpm must be a positive integer"),
-        ({"provider": "openai", "model": "gpt-4o", "fallbacks": ["x"]}, "cannot fall back to itself"),
-        ({"provider": "openai", "model": "gpt-4o", "num_retries": -1}, "num_retries must be an integer >= 0"),
+        (
+            {"provider": "openai", "model": "gpt-4o", "fallbacks": ["x"]},
+            "cannot fall back to itself",
+        ),
+        (
+            {"provider": "openai", "model": "gpt-4o", "num_retries": -1},
+            "num_retries must be an integer >= 0",
+        ),
         ({"provider": "openai", "model": "gpt-4o", "deployments": [{}]}, "give exactly one of"),
         ({"route": "fast"}, "route must be a function"),
     ],
@@ -249,7 +267,9 @@ def test_unregister_clear_and_isolated_instances() -> None:
 
 def test_bad_requests_raise_at_call_time_before_any_io(servers: list[ReplayServer]) -> None:
     r = Router()
-    r.register("fast", provider="openai", model="gpt-4o", api_key=API_KEY, api_base=base(servers[0]))
+    r.register(
+        "fast", provider="openai", model="gpt-4o", api_key=API_KEY, api_base=base(servers[0])
+    )
     r.register("broken", provider="openai", model="gpt-4o", api_key=API_KEY, fallbacks=["later"])
     with pytest.raises(errors.ConfigurationError, match="no router configuration named 'nope'"):
         r.completion("nope", messages=MESSAGES, stream=True)
@@ -405,7 +425,9 @@ def test_429_retry_after_in_real_time(servers: list[ReplayServer]) -> None:
     r, attempts = make_router()
     r.register("fast", deployments=[dep(a, "a")])
     started = time.monotonic()
-    assert collect_sync(r.completion("fast", messages=MESSAGES, stream=True), timeout=10).text == TEXT
+    assert (
+        collect_sync(r.completion("fast", messages=MESSAGES, stream=True), timeout=10).text == TEXT
+    )
     elapsed = time.monotonic() - started
     assert 0.3 <= elapsed < 2.0
     assert attempts.wait(2) == [("a", "error"), ("a", "success")]
@@ -425,6 +447,78 @@ def test_a_retry_after_beyond_max_retry_time_is_not_waited_for(
     assert fake.sleeps == []
     assert len(a.requests) == 1
     assert r.status("fast")[0]["paused"] == 30.0
+
+
+@pytest.mark.parametrize("retry_after", ["1732999999", "1e9", "inf"])
+def test_an_absurd_retry_after_pauses_a_deployment_for_max_cooldown_at_most(
+    servers: list[ReplayServer], retry_after: str
+) -> None:
+    a = servers[0]
+    a.queue(
+        error_reply(429, "Rate limit reached", "rate_limit_exceeded", {"retry-after": retry_after}),
+        response_reply(),
+        error_reply(429, "Rate limit reached", "rate_limit_exceeded", {"retry-after": retry_after}),
+        response_reply(),
+    )
+    fake = FakeTime()
+    r, _ = make_router(fake)
+    assert r.settings.max_cooldown == 300.0  # the documented default
+    r.register("fast", deployments=[dep(a, "a")])
+    with pytest.raises(errors.RateLimitError, match="Rate limit reached") as caught:
+        r.completion("fast", messages=MESSAGES)
+    assert caught.value.retry_after == float(retry_after)  # what the server said, as it said it
+    assert r.status("fast")[0]["paused"] == 300.0  # what the router honours
+    fake.now += 300.5
+    assert r.completion("fast", messages=MESSAGES).text == RESPONSE_TEXT
+    r.configure(max_cooldown=20.0)  # now within max_retry_time: waited for, then retried
+    assert r.completion("fast", messages=MESSAGES).text == RESPONSE_TEXT
+    assert fake.sleeps == [20.0]
+    assert len(a.requests) == 4
+
+
+@pytest.mark.parametrize("retry_after", ["nan", "-5", "soon", "1.5.2"])
+def test_a_retry_after_that_makes_no_sense_falls_back_to_the_usual_backoff(
+    servers: list[ReplayServer], retry_after: str
+) -> None:
+    a = servers[0]
+    a.queue(
+        error_reply(429, "Rate limit reached", "rate_limit_exceeded", {"retry-after": retry_after}),
+        response_reply(),
+    )
+    fake = FakeTime()
+    r, attempts = make_router(fake)
+    r.register("fast", deployments=[dep(a, "a")])
+    assert r.completion("fast", messages=MESSAGES).text == RESPONSE_TEXT
+    error = attempts.items[0].error
+    assert isinstance(error, errors.RateLimitError) and error.retry_after is None
+    (slept,) = fake.sleeps
+    assert 0.25 <= slept <= 0.5  # retry_delay 0.5 s with jitter, as with no header at all
+    assert r.status("fast")[0]["paused"] == 0.0
+
+
+@pytest.mark.parametrize("zone", [" GMT", ""])
+def test_an_http_date_retry_after_is_the_time_until_then(
+    servers: list[ReplayServer], zone: str
+) -> None:
+    a = servers[0]
+    then = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=12)
+    date = then.strftime("%a, %d %b %Y %H:%M:%S") + zone  # RFC 9110 IMF-fixdate (GMT)
+    a.queue(
+        error_reply(429, "Rate limit reached", "rate_limit_exceeded", {"retry-after": date}),
+        response_reply(),
+    )
+    fake = FakeTime()
+    r, _ = make_router(fake)
+    r.register("fast", deployments=[dep(a, "a")])
+    assert r.completion("fast", messages=MESSAGES).text == RESPONSE_TEXT
+    (slept,) = fake.sleeps
+    assert 9.0 < slept <= 12.0
+
+
+def test_max_cooldown_is_checked() -> None:
+    for bad in (-1.0, float("nan"), "60"):
+        with pytest.raises(errors.ConfigurationError, match="max_cooldown"):
+            Router(max_cooldown=bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -552,7 +646,9 @@ def test_when_every_deployment_cools_down_the_request_falls_back(
     assert attempts.summary() == [("a", "error"), ("b", "success"), ("b", "success")]
     with pytest.raises(errors.InternalServerError):
         r.completion("alone", messages=MESSAGES)
-    with pytest.raises(errors.ServiceUnavailableError, match="every deployment is cooling down") as caught:
+    with pytest.raises(
+        errors.ServiceUnavailableError, match="every deployment is cooling down"
+    ) as caught:
         r.completion("alone", messages=MESSAGES)
     assert caught.value.retry_after == 5.0
 
@@ -573,7 +669,12 @@ def test_rpm_limits_send_requests_elsewhere_until_the_window_passes(
         r.completion("smart", messages=MESSAGES)
     fake.now += 60.5
     r.completion("smart", messages=MESSAGES)
-    assert attempts.summary() == [("a", "success"), ("b", "success"), ("b", "success"), ("a", "success")]
+    assert attempts.summary() == [
+        ("a", "success"),
+        ("b", "success"),
+        ("b", "success"),
+        ("a", "success"),
+    ]
 
 
 def test_an_rpm_limited_single_deployment_waits_for_its_slot(servers: list[ReplayServer]) -> None:
@@ -588,7 +689,9 @@ def test_an_rpm_limited_single_deployment_waits_for_its_slot(servers: list[Repla
     # the window now holds the requests at 60 s and 60 s: the next slot is at 120 s
     r.completion("only", messages=MESSAGES)
     r.configure(max_retry_time=10.0)
-    with pytest.raises(errors.RateLimitError, match="no deployment can take this request") as caught:
+    with pytest.raises(
+        errors.RateLimitError, match="no deployment can take this request"
+    ) as caught:
         r.completion("only", messages=MESSAGES)
     assert caught.value.retry_after == 60.0
     assert len(a.requests) == 4
@@ -614,7 +717,12 @@ def test_tpm_limits_use_the_pluggable_token_estimate(servers: list[ReplayServer]
     r.completion("smart", messages=short)  # 3 tokens fit
     r.completion("smart", messages=short)  # a used 34 (the real usage): 34 + 3 fits
     r.completion("smart", messages=short, max_tokens=20)  # 34 + 34 + 23 > 50
-    assert attempts.summary() == [("b", "success"), ("a", "success"), ("a", "success"), ("b", "success")]
+    assert attempts.summary() == [
+        ("b", "success"),
+        ("a", "success"),
+        ("a", "success"),
+        ("b", "success"),
+    ]
     assert estimated[1] == "one two three"
 
 
@@ -635,8 +743,14 @@ def test_weighted_shuffle_follows_the_weights() -> None:
     from rxllm.router._config import make_deployment
     from rxllm.router._health import choose
 
-    heavy = make_deployment({"provider": "openai", "model": "m", "api_key": "k", "weight": 3}, default_id="heavy", where="t")
-    light = make_deployment({"provider": "openai", "model": "m", "api_key": "k"}, default_id="light", where="t")
+    heavy = make_deployment(
+        {"provider": "openai", "model": "m", "api_key": "k", "weight": 3},
+        default_id="heavy",
+        where="t",
+    )
+    light = make_deployment(
+        {"provider": "openai", "model": "m", "api_key": "k"}, default_id="light", where="t"
+    )
     rng = random.Random(42)
     picks = [choose("simple-shuffle", [heavy, light], rng).id for _ in range(4000)]
     assert 0.72 < picks.count("heavy") / 4000 < 0.78
@@ -671,9 +785,14 @@ def test_lowest_latency_prefers_the_faster_deployment(servers: list[ReplayServer
     slow.default = Reply(body=fixture_bytes(TRANSCRIPT), wait=0.3)
     fast.default = stream_reply()
     r, attempts = make_router()
-    r.register("smart", deployments=[dep(slow, "slow"), dep(fast, "fast")], strategy="lowest-latency")
+    r.register(
+        "smart", deployments=[dep(slow, "slow"), dep(fast, "fast")], strategy="lowest-latency"
+    )
     for n in range(1, 5):
-        assert collect_sync(r.completion("smart", messages=MESSAGES, stream=True), timeout=10).text == TEXT
+        assert (
+            collect_sync(r.completion("smart", messages=MESSAGES, stream=True), timeout=10).text
+            == TEXT
+        )
         attempts.wait(n)
     assert attempts.summary() == [
         ("slow", "success"),  # untried deployments are measured first
@@ -768,7 +887,9 @@ def test_a_deployment_slow_to_the_first_byte_times_out_and_the_next_serves(
     r, attempts = make_router()
     r.register("smart", deployments=[dep(slow, "slow"), dep(fast, "fast")], timeout=0.3)
     started = time.monotonic()
-    assert collect_sync(r.completion("smart", messages=MESSAGES, stream=True), timeout=10).text == TEXT
+    assert (
+        collect_sync(r.completion("smart", messages=MESSAGES, stream=True), timeout=10).text == TEXT
+    )
     elapsed = time.monotonic() - started
     assert 0.3 <= elapsed < 3.0
     assert attempts.wait(2) == [("slow", "error"), ("fast", "success")]
@@ -831,7 +952,9 @@ def test_attempt_callbacks_and_logs_never_show_the_key(
 
     remove = r.on_attempt(bad_callback)
     r.register("smart", deployments=[dep(a, "a"), dep(b, "b")])
-    assert collect_sync(r.completion("smart", messages=MESSAGES, stream=True), timeout=10).text == TEXT
+    assert (
+        collect_sync(r.completion("smart", messages=MESSAGES, stream=True), timeout=10).text == TEXT
+    )
     assert attempts.wait(2) == [("a", "error"), ("b", "success")]
     failed = attempts.items[0]
     assert (failed.provider, failed.model, failed.api_base) == ("openai", "gpt-4o", base(a))
@@ -863,7 +986,9 @@ def test_readme_router_examples_run(
     """The README's Router section, run as written against loopback servers: OpenAI's base
     URL and key from the environment, the example hosts replaced by failing local servers."""
     openai, eu, us = servers[0], always_500(servers[1]), servers[2]
-    us.default = error_reply(429, "Rate limit reached", "rate_limit_exceeded", {"retry-after-ms": "10"})
+    us.default = error_reply(
+        429, "Rate limit reached", "rate_limit_exceeded", {"retry-after-ms": "10"}
+    )
     openai.queue(response_reply(), stream_reply(), stream_reply(), stream_reply(), response_reply())
     for name in rxllm.list_providers():
         for variable in rxllm.provider_info(name).env_keys:

@@ -3,6 +3,7 @@ parameters, and the pieces of OpenAI-style messages each provider re-encodes."""
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import re
 import time
@@ -41,25 +42,38 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def retry_after_from(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait, from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    millis = header(headers, "retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000.0)
-        except ValueError:
-            pass
+    """Seconds to wait, from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date).
+
+    What makes no sense as a wait - NaN, a negative number, words - is None (the caller's
+    default applies), as if the header were absent. A huge value (``inf``, an epoch sent by
+    mistake) is kept as said: the router caps what it honours (``max_cooldown``)."""
+    millis = _seconds(header(headers, "retry-after-ms"))
+    if millis is not None:
+        return millis / 1000.0
     value = header(headers, "retry-after")
     if not value:
         return None
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; a zone-less one is read so too
+        when = when.replace(tzinfo=datetime.timezone.utc)
     return max(0.0, when.timestamp() - time.time())
+
+
+def _seconds(value: str | None) -> float | None:
+    """A delay in a header as a number >= 0, or None (absent, not a number, NaN, negative)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None  # NaN fails the comparison too
 
 
 def request_id_from(headers: Mapping[str, str]) -> str | None:
@@ -106,7 +120,7 @@ def tool_arguments(call: ToolCall) -> Any:
     arguments = call.function.arguments
     try:
         return msgspec.json.decode(arguments) if arguments else {}
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise BadRequestError(
             f"tool call {call.id} has arguments that are not JSON: {arguments[:80]!r}"
         ) from None

@@ -24,7 +24,6 @@ from .._spec import Call, ChatCall, EventParser, HttpRequest, NamedDataEvents, S
 from ..errors import (
     AuthenticationError,
     BadRequestError,
-    ContextWindowExceededError,
     InternalServerError,
     LLMError,
     MalformedResponseError,
@@ -35,6 +34,8 @@ from ..errors import (
     ServiceUnavailableError,
     StreamTruncatedError,
     error_for_status,
+    refine_class,
+    status_from_code,
 )
 from ..types import (
     ChatChunk,
@@ -44,6 +45,7 @@ from ..types import (
     FunctionCall,
     FunctionCallDelta,
     ImagePart,
+    Index,
     Message,
     PromptTokensDetails,
     StreamChoice,
@@ -116,8 +118,6 @@ _ERROR_CLASSES: dict[str, type[LLMError]] = {
     "overloaded_error": ServiceUnavailableError,
 }
 
-_CONTEXT_MARKERS = ("prompt is too long", "exceed context limit", "context window")
-
 _encode = msgspec.json.Encoder().encode
 
 
@@ -162,13 +162,15 @@ class _Delta(msgspec.Struct, gc=False):
 class _ErrorDetail(msgspec.Struct, gc=False):
     type: str | None = None
     message: str = ""
+    #: Not Anthropic's: a gateway in front of it (LiteLLM's proxy) puts a status here.
+    code: str | int | None = None
 
 
 class _Event(msgspec.Struct, gc=False):
     """Every stream event in one loose shape: only the fields its ``type`` uses are set."""
 
     type: str
-    index: int = 0
+    index: Index = 0
     delta: _Delta | None = None
     content_block: _Block | None = None
     message: _Message | None = None
@@ -202,23 +204,26 @@ def error_from_body(
 
     The error ``type`` decides the class (it is the same mid-stream, where there is no HTTP
     status); the status is the fallback for bodies that are not Anthropic's (a proxy's page)."""
-    error_type, message, body_request_id = None, "", None
+    error_type, message, body_request_id, code = None, "", None, None
     try:
         envelope = _decode_error(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         message = body_snippet(body) or f"HTTP {status} with an empty body"
     else:
         error_type, message = envelope.error.type, envelope.error.message
         body_request_id = envelope.request_id
+        code = error_type or (None if envelope.error.code is None else str(envelope.error.code))
+        numeric = status_from_code(envelope.error.code)
+        if numeric is not None and (status is None or status < 400):
+            status = numeric  # an error event from a gateway: the upstream's status
     cls: type[LLMError] = _ERROR_CLASSES.get(error_type or "") or error_for_status(status)
-    if cls is BadRequestError and any(m in message.lower() for m in _CONTEXT_MARKERS):
-        cls = ContextWindowExceededError
+    cls = refine_class(cls, message, error_type)
     return cls(
         message,
         provider=provider,
         model=model,
         status_code=status,
-        code=error_type,
+        code=code,
         error_type=error_type,
         request_id=request_id_from(headers) or body_request_id,
         retry_after=retry_after_from(headers),
@@ -321,7 +326,7 @@ class AnthropicStreamParser(EventParser):
         payload = events.array
         try:
             decoded = _decode_events(payload) if b'"error"' not in payload else None
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             decoded = None
         if decoded is None:
             return EventParser.parse(self, events)
@@ -338,15 +343,25 @@ class AnthropicStreamParser(EventParser):
     def feed(self, event: SSEEvent) -> ChatChunk | None:
         try:
             ev = _decode_event(event.data)
-        except msgspec.DecodeError:
-            raise MalformedResponseError(
-                f"unparseable stream frame: {body_snippet(event.data, 120)!r}",
-                provider=self._name,
-                model=self._requested,
-            ) from None
+        except (msgspec.DecodeError, RecursionError):
+            raise self._not_an_event(event.data) from None
         if ev.type == "error":
             raise error_from_body(None, event.data, {}, provider=self._name, model=self._requested)
         return self._on_event(ev)
+
+    def _not_an_event(self, data: bytes) -> LLMError:
+        """A frame that is no Anthropic event: a gateway's ``{"error": {...}}`` (LiteLLM's
+        proxy ends a ``/v1/messages`` stream so when its upstream fails) is that error; anything
+        else is malformed."""
+        try:
+            _decode_error(data)
+        except (msgspec.DecodeError, RecursionError):
+            return MalformedResponseError(
+                f"unparseable stream frame: {body_snippet(data, 120)!r}",
+                provider=self._name,
+                model=self._requested,
+            )
+        return error_from_body(None, data, {}, provider=self._name, model=self._requested)
 
     def _on_event(self, ev: _Event) -> ChatChunk | None:
         kind = ev.type
@@ -652,7 +667,7 @@ class AnthropicProvider:
     def parse_response(self, body: bytes, call: ChatCall) -> ChatResponse:
         try:
             message = _decode_message(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise MalformedResponseError(
                 f"response is not a message: {body_snippet(body, 200)!r}",
                 provider=self.name,

@@ -30,7 +30,6 @@ from .._spec import Call, ChatCall, EmbeddingCall, EventParser, HttpRequest, SSE
 from ..errors import (
     AuthenticationError,
     BadRequestError,
-    ContextWindowExceededError,
     InternalServerError,
     LLMError,
     MalformedResponseError,
@@ -40,6 +39,7 @@ from ..errors import (
     ServiceUnavailableError,
     StreamTruncatedError,
     error_for_status,
+    refine_class,
 )
 from ..types import (
     ChatChunk,
@@ -52,6 +52,7 @@ from ..types import (
     FunctionCall,
     FunctionCallDelta,
     ImagePart,
+    Index,
     Message,
     PromptTokensDetails,
     StreamChoice,
@@ -171,7 +172,7 @@ class _Content(msgspec.Struct, gc=False):
 class _Candidate(msgspec.Struct, rename="camel", gc=False):
     content: _Content | None = None
     finish_reason: str | None = None
-    index: int = 0
+    index: Index = 0
 
 
 class _UsageMetadata(msgspec.Struct, rename="camel", gc=False):
@@ -256,8 +257,7 @@ def _typed_error(
         or _STATUS_CLASSES.get(error.status or "")
         or error_for_status(status or error.code)
     )
-    if cls is BadRequestError and "maximum number of tokens" in error.message:
-        cls = ContextWindowExceededError
+    cls = refine_class(cls, error.message, reason, error.status)
     retry_after = _seconds(delay) if delay else None
     return cls(
         error.message,
@@ -286,10 +286,10 @@ def error_from_body(
             error = _decode_errors(body)[0].error
         else:
             error = _decode_error(body).error
-    except (msgspec.DecodeError, IndexError):
-        cls = error_for_status(status)
-        return cls(
-            body_snippet(body) or f"HTTP {status} with an empty body",
+    except (msgspec.DecodeError, RecursionError, IndexError):
+        message = body_snippet(body) or f"HTTP {status} with an empty body"
+        return refine_class(error_for_status(status), message)(
+            message,
             provider=provider,
             model=model,
             status_code=status,
@@ -389,7 +389,7 @@ class GeminiStreamParser(EventParser):
     def feed(self, event: SSEEvent) -> ChatChunk | None:
         try:
             response = _decode_response(event.data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise MalformedResponseError(
                 f"unparseable stream frame: {body_snippet(event.data, 120)!r}",
                 provider=self._name,
@@ -533,7 +533,7 @@ def _function_response(message: Message, names: dict[str, str]) -> dict[str, Any
     text = message.text
     try:
         result: Any = _decode_json(text)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         result = text
     response = result if isinstance(result, dict) else {"result": result}
     return {"functionResponse": {"name": name, "response": response}}
@@ -706,7 +706,7 @@ class GeminiProvider:
     def parse_response(self, body: bytes, call: ChatCall) -> ChatResponse:
         try:
             response = _decode_response(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise MalformedResponseError(
                 f"response is not a GenerateContentResponse: {body_snippet(body, 200)!r}",
                 provider=self.name,
@@ -793,7 +793,7 @@ class GeminiProvider:
     def parse_embedding_response(self, body: bytes, call: EmbeddingCall) -> EmbeddingResponse:
         try:
             response = _decode_embeddings(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise MalformedResponseError(
                 f"response is not a batchEmbedContents answer: {body_snippet(body, 200)!r}",
                 provider=self.name,

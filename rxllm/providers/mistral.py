@@ -22,7 +22,13 @@ from typing import Any
 import msgspec
 
 from .._spec import Call
-from ..errors import ContextWindowExceededError, LLMError, UnsupportedParamsError, error_for_status
+from ..errors import (
+    ContextWindowExceededError,
+    LLMError,
+    UnsupportedParamsError,
+    error_for_status,
+    refine_class,
+)
 from ..types import Message
 from ._common import body_snippet, request_id_from, retry_after_from
 from .openai import error_from_body, strip_message
@@ -78,7 +84,7 @@ def _details(value: Any) -> list[dict[str, Any]]:
     elif isinstance(value, str) and value.startswith("{"):
         try:
             value = msgspec.json.decode(value).get("detail")
-        except (msgspec.DecodeError, AttributeError):
+        except (msgspec.DecodeError, RecursionError, AttributeError):
             return []
     if isinstance(value, list):
         return [entry for entry in value if isinstance(entry, dict)]
@@ -96,7 +102,7 @@ def error_from_mistral_body(
     gateway in front of it) is read as such."""
     try:
         wire = _decode_error(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return error_from_body(status, body, headers, provider="mistral", model=model)
     if wire.error is not None and wire.message is None and wire.detail is None:
         return error_from_body(status, body, headers, provider="mistral", model=model)
@@ -112,8 +118,10 @@ def error_from_mistral_body(
     if entries and all(e.get("type") == "extra_forbidden" for e in entries):
         cls = UnsupportedParamsError
         param = param or _location(entries[0])
-    elif "context length" in message or "too large for model" in message:
+    elif "context length" in message:
         cls = ContextWindowExceededError
+    else:
+        cls = refine_class(cls, message, wire.type)
     return cls(
         message,
         provider="mistral",

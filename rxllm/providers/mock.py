@@ -239,7 +239,7 @@ def _assembled(call: ChatCall, transcript: bytes) -> bytes:
     for event in _transcript_events(transcript)[0]:
         try:
             chunks.append(_decode_chunk(_event_data(event)))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raise _bad(
                 "mock_transcript holds a frame that is not a chat.completion.chunk", call
             ) from None
@@ -333,7 +333,7 @@ def _typed_error(
     """An error body the mock sent -> the class (or the status's class) it asked for."""
     try:
         detail = _decode_mock_error(body).error
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return error_from_body(status, body, headers, provider=NAME, model=model)
     status = detail.status or status
     cls: type[LLMError] = error_for_status(status)

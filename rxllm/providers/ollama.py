@@ -48,6 +48,7 @@ from ..errors import (
     StreamTruncatedError,
     UnsupportedParamsError,
     error_for_status,
+    refine_class,
 )
 from ..types import (
     ChatChunk,
@@ -198,7 +199,7 @@ class OllamaStreamParser:
             return [], None
         try:
             lines = _decode_lines(b"[" + b",".join(events) + b"]")
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return self._one_by_one(events)
         return self._convert(lines)
 
@@ -207,7 +208,7 @@ class OllamaStreamParser:
         for raw in events:
             try:
                 lines.append(_decode_line(raw))
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 chunks, error = self._convert(lines)
                 return chunks, error or MalformedResponseError(
                     f"unparseable NDJSON line: {body_snippet(raw, 120)!r}",
@@ -370,7 +371,7 @@ def _error_from_body(
     """``{"error": "..."}`` -> the error class of its HTTP status (Ollama sends no codes)."""
     try:
         error = _decode_error(body).error
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         error = None
     if isinstance(error, str) and error:
         message = error
@@ -378,7 +379,7 @@ def _error_from_body(
         message = _encode(error).decode()
     else:
         message = body_snippet(body) or f"HTTP {status} with an empty body"
-    return error_for_status(status)(
+    return refine_class(error_for_status(status), message)(
         message,
         provider="ollama",
         model=model,
@@ -499,7 +500,7 @@ class OllamaProvider:
     def parse_embedding_response(self, body: bytes, call: EmbeddingCall) -> EmbeddingResponse:
         try:
             wire = _decode_embeddings(body)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             if b'"error"' in body:
                 raise _error_from_body(200, body, {}, call.model) from None
             raise MalformedResponseError(

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from .. import errors
 from .._spec import Call, ChatCall, DataEvents, EmbeddingCall, EventParser, HttpRequest, SSEEvent
 from ..errors import (
     APIStatusError,
@@ -22,7 +23,6 @@ from ..errors import (
     BadRequestError,
     ConfigurationError,
     ContentPolicyViolationError,
-    ContextWindowExceededError,
     InternalServerError,
     LLMError,
     MalformedResponseError,
@@ -34,6 +34,8 @@ from ..errors import (
     StreamTruncatedError,
     UnsupportedParamsError,
     error_for_status,
+    refine_class,
+    status_from_code,
 )
 from ..types import ChatChunk, ChatResponse, EmbeddingResponse, Message
 from ._common import body_snippet, check_known_params, request_id_from, retry_after_from
@@ -89,8 +91,6 @@ EMBEDDING_PARAMS = frozenset({"dimensions", "user"})
 
 _FINISH = {"function_call": "tool_calls"}
 
-#: How servers word a context-window overflow (OpenAI and vLLM before 0.16; vLLM 0.16+).
-_CONTEXT_PHRASES = ("maximum context length", "context length is only")
 #: SSE event types the stream may use (no type means "message"); others are ignored.
 _ACCEPTED_EVENTS = frozenset({"message", "error"})
 
@@ -133,6 +133,54 @@ _TYPE_CLASSES: dict[str, type[APIStatusError]] = {
 }
 
 
+class _TopLevelError(msgspec.Struct):
+    """The error body of vLLM and servers modelled on it, not wrapped in ``{"error": ...}``:
+    ``{"object": "error", "message": ..., "type": "BadRequestError", "param": null,
+    "code": 400}``."""
+
+    object: str
+    message: str
+    type: str | None = None
+    param: str | None = None
+    code: str | int | None = None
+
+
+_decode_top_level = msgspec.json.Decoder(_TopLevelError).decode
+
+
+def _error_detail(body: bytes) -> _ErrorDetail | str | None:
+    """The error object of a body in either shape, or None when it is neither."""
+    try:
+        return _decode_error(body).error
+    except (msgspec.DecodeError, RecursionError):
+        pass
+    try:
+        top = _decode_top_level(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if top.object != "error":
+        return None
+    return _ErrorDetail(message=top.message, type=top.type, param=top.param, code=top.code)
+
+
+def _class_for(
+    status: int | None, numeric: int | None, code: str | None, error_type: str | None
+) -> type[LLMError]:
+    """The class from the HTTP status; for an error without an error status (a 200 carrying
+    an error object, an error frame mid-stream) from the status the body names in its
+    ``code``, else its ``type`` or ``code`` word."""
+    if status is not None and status >= 400:
+        return error_for_status(status)
+    if numeric is not None:
+        return error_for_status(numeric)
+    named = _TYPE_CLASSES.get(error_type or "") or _TYPE_CLASSES.get(code or "")
+    if named is None and error_type in errors.__all__:  # vLLM's type: "BadRequestError"
+        candidate = getattr(errors, error_type)
+        if isinstance(candidate, type) and issubclass(candidate, APIStatusError):
+            named = candidate
+    return named or error_for_status(status)
+
+
 def error_from_body(
     status: int | None,
     body: bytes,
@@ -141,37 +189,36 @@ def error_from_body(
     provider: str,
     model: str | None,
 ) -> LLMError:
-    """An OpenAI-style error body (``{"error": {message, type, param, code}}``) -> typed error.
+    """An OpenAI-style error body (``{"error": {message, type, param, code}}``, or vLLM's
+    top-level ``{"object": "error", ...}``) -> typed error.
 
     ``status`` is None for an error object that arrived inside a 200 stream; a numeric ``code``
-    then chooses the class as a status would (compatible servers put the status there)."""
+    (``500``, ``"429"``: gateways such as LiteLLM's proxy and OpenRouter put the upstream's
+    status there) then chooses the class as a status would, and becomes ``status_code``."""
     message, code, error_type, param = "", None, None, None
     numeric: int | None = None
-    try:
-        detail = _decode_error(body).error
-    except msgspec.DecodeError:
+    detail = _error_detail(body)
+    if detail is None:
         message = body_snippet(body) or f"HTTP {status} with an empty body"
+    elif isinstance(detail, str):
+        message = detail
     else:
-        if isinstance(detail, str):
-            message = detail
-        else:
-            message = detail.message
-            code = None if detail.code is None else str(detail.code)
-            error_type, param = detail.type, detail.param
-            if isinstance(detail.code, int):
-                numeric = detail.code
-    cls = error_for_status(status if status is not None else numeric)
-    if status is None or status < 400:  # a 200 with an error object, or an error frame
-        cls = _TYPE_CLASSES.get(error_type or "") or _TYPE_CLASSES.get(code or "") or cls
+        message = detail.message
+        code = None if detail.code is None else str(detail.code)
+        error_type, param = detail.type, detail.param
+        numeric = status_from_code(detail.code)
+    cls = _class_for(status, numeric, code, error_type)
     markers = f"{code or ''} {error_type or ''}"
     if "insufficient_quota" in markers or status == 402:
         cls = QuotaExceededError
-    elif "context_length_exceeded" in markers or any(p in message for p in _CONTEXT_PHRASES):
-        cls = ContextWindowExceededError
     elif "content_policy_violation" in markers or code == "content_filter":
         cls = ContentPolicyViolationError
     elif code == "unsupported_parameter":
         cls = UnsupportedParamsError
+    else:
+        cls = refine_class(cls, message, code, error_type)
+    if numeric is not None and (status is None or status < 400):
+        status = numeric
     return cls(
         message,
         provider=provider,
@@ -245,7 +292,7 @@ class OpenAIStreamParser(EventParser):
                 return self.each(events)
         try:
             chunks = _decode_chunks(payload)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return self.each(events)
         name = self._name
         for chunk in chunks:
@@ -269,7 +316,7 @@ class OpenAIStreamParser(EventParser):
         data = event.data
         try:
             chunk = _decode_chunk(data)
-        except msgspec.DecodeError:  # also ValidationError; the end marker lands here once
+        except (msgspec.DecodeError, RecursionError):  # also ValidationError and [DONE] once
             stripped = data.strip()
             if stripped == b"[DONE]":
                 self.done = True
@@ -294,7 +341,7 @@ class OpenAIStreamParser(EventParser):
         """An ``{"error": ...}`` frame is the provider's error; anything else is malformed."""
         try:
             _decode_error(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return MalformedResponseError(
                 f"unparseable stream frame: {body_snippet(data, 120)!r}",
                 provider=self._name,
@@ -402,13 +449,16 @@ class OpenAIProvider:
         """The body -> ``ChatResponse``; raises ``msgspec.DecodeError`` when it is not one."""
         return _decode_response(body)
 
-    def _not_a(self, what: str, body: bytes, call: Call, exc: msgspec.DecodeError) -> LLMError:
+    def _not_a(self, what: str, body: bytes, call: Call, exc: Exception) -> LLMError:
         """The typed error for a 2xx body that is not ``what``: the provider's own error when
-        the body is an error object, else a malformed response showing what came instead."""
+        the body is an error object, else a malformed response showing what came instead
+        (JSON nested deeper than the decoder follows, ``RecursionError``, is one too)."""
         if isinstance(exc, msgspec.ValidationError):
             if b'"error"' in body:
                 return error_from_body(200, body, {}, provider=self.name, model=call.model)
             problem = f"response is not {what}"
+        elif isinstance(exc, RecursionError):
+            problem = "response is JSON nested too deeply to read"
         else:
             problem = "response is not JSON"
         return MalformedResponseError(
@@ -418,7 +468,7 @@ class OpenAIProvider:
     def parse_response(self, body: bytes, call: ChatCall) -> ChatResponse:
         try:
             response = self.decode_response(body, call)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise self._not_a("a chat.completion", body, call, exc) from None
         response.provider = self.name
         normalise_finish(response.choices)
@@ -448,7 +498,7 @@ class OpenAIProvider:
     def parse_embedding_response(self, body: bytes, call: EmbeddingCall) -> EmbeddingResponse:
         try:
             response = _decode_embeddings(body)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise self._not_a("an embedding list", body, call, exc) from None
         response.provider = self.name
         return response

@@ -36,6 +36,7 @@ from ..types import (
     Delta,
     FunctionCall,
     FunctionCallDelta,
+    Index,
     Message,
     PromptTokensDetails,
     StreamChoice,
@@ -78,7 +79,7 @@ class _Function(msgspec.Struct, gc=False):
 
 
 class _ToolCall(msgspec.Struct, gc=False):
-    index: int | None = None
+    index: Index | None = None
     id: str | None = None
     type: str | None = None
     function: _Function | None = None
@@ -108,7 +109,7 @@ class _Message(msgspec.Struct, gc=False):
 class WireChoice(msgspec.Struct, gc=False):
     """A choice of the wire (for :meth:`WireReader.choice_fields`)."""
 
-    index: int = 0
+    index: Index = 0
     delta: _Message | None = None
     message: _Message | None = None
     finish_reason: str | None = None
@@ -157,7 +158,7 @@ def compatible_error(
     "message": ...}`` that vLLM-style servers send, -> typed error."""
     try:
         top = _decode_top_level(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         top = _TopLevelError()
     if top.error is None and isinstance(top.message, str):
         detail = {"message": top.message, "type": top.type, "param": top.param, "code": top.code}
@@ -372,7 +373,7 @@ class CompatibleStreamParser(OpenAIStreamParser):
             data = event.data
             try:
                 wire = _decode_wire(data)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, RecursionError):
                 stripped = data.strip()
                 if stripped == b"[DONE]":
                     self.done = True

@@ -99,7 +99,7 @@ _decode_envelope = msgspec.json.Decoder(_Envelope).decode
 def _upstream(body: bytes) -> _Metadata | None:
     try:
         detail = _decode_envelope(body).error
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     return detail.metadata if detail is not None else None
 

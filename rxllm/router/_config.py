@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import providers
 from .._checks import check_verify
-from .._spec import SENSITIVE_HEADERS, masked_url
+from .._spec import is_credential_header, masked_url
 from ..errors import ConfigurationError, UnsupportedParamsError
 from ._health import DeploymentState
 
@@ -181,7 +181,9 @@ def _provider_source(inferred: bool) -> str:
 
 
 def _masked(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy with every secret-looking value (and credential header) replaced by ``***``."""
+    """A copy with every secret-looking value replaced by ``***``, and so every value of a
+    mapping (``extra_headers``) whose name suggests a credential (auth, key, token, secret,
+    signature, cookie...): a gateway's key sits in headers such as ``Helicone-Auth``."""
     out: dict[str, Any] = {}
     for key, value in values.items():
         words = key.lower().replace("-", "_").split("_")
@@ -189,7 +191,8 @@ def _masked(values: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = "***"
         elif isinstance(value, Mapping):
             out[key] = {
-                k: "***" if str(k).lower() in SENSITIVE_HEADERS else v for k, v in value.items()
+                k: "***" if v is not None and is_credential_header(str(k)) else v
+                for k, v in value.items()
             }
         else:
             out[key] = value

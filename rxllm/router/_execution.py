@@ -20,7 +20,8 @@ Rules (DESIGN's honest, typed errors, applied to several deployments):
   ``max_retry_time`` after the request started.
 * **Cooldowns**: a deployment failing more than ``allowed_fails`` times within ``fail_window``
   is skipped by every request for ``cooldown_time``. Client errors the caller caused (400s)
-  and cancellations do not count.
+  and cancellations do not count. A recoverable error's ``retry_after`` pauses its deployment
+  for at most ``max_cooldown`` seconds.
 """
 
 from __future__ import annotations
@@ -450,7 +451,7 @@ class Execution:
             result = await sender.send(pick, lambda: settle("success"))
         except LLMError as exc:
             exc._with_context(
-                provider=pick.call.provider, model=pick.call.model, secret=pick.call.api_key
+                provider=pick.call.provider, model=pick.call.model, secret=pick.call.secrets
             )
             settle("error", exc)
             raise
@@ -483,8 +484,9 @@ class Execution:
             elif error is not None and _counts_against(error):
                 if isinstance(error, APITimeoutError):
                     state.record_latency(duration)
-                if error.recoverable and error.retry_after:
-                    state.not_before = max(state.not_before, now + error.retry_after)
+                pause = _pause(error, settings.max_cooldown)
+                if pause:
+                    state.not_before = max(state.not_before, now + pause)
                 cooled = state.record_failure(
                     now,
                     allowed_fails=settings.allowed_fails,
@@ -524,3 +526,13 @@ class Execution:
                 outcome if error is None else error,
             )
         router._notify(record)
+
+
+def _pause(error: LLMError, max_cooldown: float) -> float | None:
+    """How long a recoverable error's ``retry_after`` keeps its deployment out: at most
+    ``max_cooldown`` (one ``Retry-After: 1e9`` must not disable it for decades); None when the
+    error named no usable wait."""
+    wait = error.retry_after
+    if not error.recoverable or wait is None or not wait > 0:  # NaN fails the comparison too
+        return None
+    return min(wait, max_cooldown)

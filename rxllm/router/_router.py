@@ -63,15 +63,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_fails: int = 3
     fail_window: float = 60.0
     cooldown_time: float = 30.0
+    #: The longest a provider's ``Retry-After`` pauses a deployment, in seconds: a longer one
+    #: (``inf``, an epoch timestamp sent by mistake, ``1e9``) is cut to this, so that one bad
+    #: header cannot take a deployment out for decades. A ``Retry-After`` that is NaN,
+    #: negative or unparsable is ignored (the usual backoff and cooldown apply).
+    max_cooldown: float = 300.0
 
     def checked(self) -> Settings:
         for name in ("num_retries", "allowed_fails"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigurationError(f"{name} must be an integer >= 0, not {value!r}")
-        for name in ("retry_delay", "max_retry_delay", "max_retry_time", "cooldown_time"):
+        for name in (
+            "retry_delay",
+            "max_retry_delay",
+            "max_retry_time",
+            "cooldown_time",
+            "max_cooldown",
+        ):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or value < 0:
+            if not isinstance(value, (int, float)) or not value >= 0:
                 raise ConfigurationError(f"{name} must be seconds >= 0, not {value!r}")
         if not self.fail_window > 0:
             raise ConfigurationError(f"fail_window must be positive, not {self.fail_window!r}")
@@ -101,6 +112,10 @@ class Router:
     ``rxllm.router``'s module functions use one default ``Router``; create your own for an
     isolated set of configurations, health state and callbacks. ``clock``, ``sleep`` and ``rng``
     are injectable for tests (``sleep`` must advance ``clock``).
+
+    The timing and health settings are :class:`Settings`'s fields; among them ``max_cooldown``
+    (default 300 s) is the longest a provider's ``Retry-After`` keeps a deployment out, so one
+    absurd header (``1e9``, ``inf``, an epoch timestamp) cannot disable it for decades.
     """
 
     def __init__(
@@ -114,6 +129,7 @@ class Router:
         allowed_fails: int = 3,
         fail_window: float = 60.0,
         cooldown_time: float = 30.0,
+        max_cooldown: float = 300.0,
         on_attempt: Callable[[Attempt], Any] | None = None,
         token_estimator: Callable[[str], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -129,6 +145,7 @@ class Router:
             allowed_fails=allowed_fails,
             fail_window=fail_window,
             cooldown_time=cooldown_time,
+            max_cooldown=max_cooldown,
         ).checked()
         self._configs: dict[str, RouteConfig] = {}
         self._callbacks: tuple[Callable[[Attempt], Any], ...] = (on_attempt,) if on_attempt else ()

@@ -16,6 +16,7 @@ import asyncio
 import ssl
 
 import aiohttp
+from aiohttp.http_exceptions import ContentEncodingError
 from yarl import URL
 
 from .._spec import LOOPBACK_SCHEME, HttpRequest
@@ -23,6 +24,7 @@ from ..errors import (
     APIConnectionError,
     APITimeoutError,
     LLMError,
+    MalformedResponseError,
     RedirectError,
     StreamTruncatedError,
 )
@@ -108,6 +110,9 @@ async def _send_once(
             recoverable=False,
         ) from exc
     except (aiohttp.ClientError, OSError) as exc:
+        undecodable = _undecodable_body(exc)
+        if undecodable is not None:  # it was reached: what came back cannot be read
+            raise undecodable from exc
         raise APIConnectionError(f"could not reach {_origin(url)}: {exc}") from exc
 
 
@@ -134,11 +139,40 @@ def body_reader_error(exc: BaseException, timeout: float | None) -> LLMError:
         return exc
     if isinstance(exc, asyncio.TimeoutError):
         return APITimeoutError(f"no data for {timeout} s")
+    undecodable = _undecodable_body(exc)
+    if undecodable is not None:
+        return undecodable
     if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError)):
         return StreamTruncatedError(f"the connection broke mid-response: {exc}")
     if isinstance(exc, aiohttp.ClientError | ConnectionError):
         return APIConnectionError(f"the connection failed mid-response: {exc}")
     return LLMError(f"unexpected error while reading the response: {exc!r}")
+
+
+#: How far down a chain of causes aiohttp's own decoding error is looked for.
+_CAUSE_DEPTH = 8
+
+
+def _undecodable_body(exc: BaseException) -> MalformedResponseError | None:
+    """The typed error when aiohttp failed because the body's ``Content-Encoding`` cannot be
+    decoded - an encoding the request did not accept (``br``, ``zstd`` without their
+    libraries) or a corrupt compressed body - else None. The server was reached and answered:
+    that is a malformed response, not a connection failure. aiohttp wraps its
+    ``ContentEncodingError`` (in a ``ClientResponseError`` when the headers arrive with the
+    first bytes, in a ``ClientPayloadError`` mid-body), so the chain of causes is searched."""
+    current: BaseException | None = exc
+    for _ in range(_CAUSE_DEPTH):
+        if current is None:
+            return None
+        if isinstance(current, ContentEncodingError):
+            reason = current.message.strip() or "Can not decode content-encoding"
+            return MalformedResponseError(
+                f"the response body cannot be decoded ({reason}): the server compressed it in a "
+                "way the request did not accept (Accept-Encoding), or the compressed body is "
+                "corrupt"
+            )
+        current = current.__cause__ or current.__context__
+    return None
 
 
 # --- redirects ---------------------------------------------------------------------------------

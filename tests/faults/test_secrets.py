@@ -25,7 +25,7 @@ from rxllm.router import Router
 from rxllm.streaming import collect_sync, consume, iterate, to_sse
 
 from ..conftest import API_KEY
-from ..server import Reply
+from ..server import Recorded, Reply
 from ..test_stream import stream
 from .cases import OPENAI
 from .server import FaultServer, closed_port
@@ -365,3 +365,187 @@ def test_credentials_in_api_base_beside_an_authorization_header_fail_before_io()
         rxllm.completion("openai", "gpt-4o", messages=MESSAGES, api_key=API_KEY, api_base=base)
     assert caught.value.provider == "openai"
     assert secret not in str(caught.value) and API_KEY not in str(caught.value)
+
+
+# --- a server that echoes every credential in every field (DESIGN contract 8) ------------------
+
+#: Credentials gateways take in headers of their own, passed as ``extra_headers``.
+GATEWAY_HEADERS = {
+    "Helicone-Auth": "Bearer sk-helicone-0123456789abcdef",
+    "Ocp-Apim-Subscription-Key": "apim0123456789abcdef0123456789ab",
+    "cf-aig-authorization": "Bearer cf-aig-0123456789abcdef0123",
+    "x-portkey-api-key": "pk-0123456789abcdefPORTKEY",
+}
+BASIC_PASSWORD = "pw-basic-0123"
+
+
+def gateway_secrets() -> list[str]:
+    values = [v.removeprefix("Bearer ") for v in GATEWAY_HEADERS.values()]
+    return [API_KEY, *values, BASIC_PASSWORD]
+
+
+def echo_reply(recorded: Recorded, *, stream: bool = False) -> Reply:
+    """Every header the server was sent (the key, gateway credentials, a Basic credential in
+    base64) echoed back in the message, and the key in ``type``, ``param``, ``code`` and the
+    ``x-request-id`` header: as a 401 body, or as an error frame after one good chunk."""
+    echoed = " | ".join(f"{k}: {v}" for k, v in recorded.headers.items())
+    detail = {"message": f"rejected: {echoed}", "type": API_KEY, "param": API_KEY, "code": API_KEY}
+    body = msgspec.json.encode({"error": detail})
+    headers = {"x-request-id": API_KEY}
+    if not stream:
+        return Reply(status=401, body=body, content_type="application/json", headers=headers)
+    frames = b"\n\n".join(OPENAI.transcript.body.split(b"\n\n")[:3]) + b"\n\n"
+    return Reply(body=frames + b"data: " + body + b"\n\n", headers=headers)
+
+
+def assert_no_secret(*texts: str) -> None:
+    for text in texts:
+        for secret in gateway_secrets():
+            assert secret not in text, f"{secret!r} leaked: {text[:400]}"
+
+
+def every_form(error: errors.LLMError) -> list[str]:
+    """How an error is shown: str, repr, summary, its attributes, pickled copy, traceback."""
+    attributes = [repr(v) for k, v in vars(error).items() if k != "partial_response"]
+    return [
+        str(error),
+        repr(error),
+        str(errors.error_summary(error)),
+        *attributes,
+        repr(pickle.loads(pickle.dumps(error))),
+        chained_traceback(error),
+    ]
+
+
+def test_a_key_echoed_in_every_field_shows_nowhere(faults: FaultServer) -> None:
+    base = faults.base + "/v1"
+    faults.responder = echo_reply
+    with pytest.raises(errors.AuthenticationError) as caught:
+        rxllm.completion("openai", "gpt-4o", messages=MESSAGES, api_key=API_KEY, api_base=base)
+    refused = caught.value
+    streamed = failure(stream(base))
+    faults.responder = lambda recorded: echo_reply(recorded, stream=True)
+    cut = failure(stream(base))
+    assert cut.partial_text and cut.request_id == "***" and cut.code == "***"
+    assert refused.param == "***" and refused.error_type == "***" and refused.request_id == "***"
+    assert "rejected: " in refused.message and "Bearer ***" in refused.message
+    for error in (refused, streamed, cut):
+        assert_hidden(*every_form(error))
+
+    async def bridged() -> bytes:
+        return b"".join([frame async for frame in to_sse(stream(base))])
+
+    sse_bytes = asyncio.run(bridged())
+    assert b"event: error" in sse_bytes
+    assert_hidden(sse_bytes.decode())
+
+
+def test_gateway_credentials_and_basic_auth_are_masked_everywhere(
+    faults: FaultServer, debug_logs: list[str]
+) -> None:
+    faults.responder = echo_reply
+    host = faults.base.removeprefix("http://")
+    basic_base = f"http://alice:{BASIC_PASSWORD}@{host}"  # aiohttp sends it as Basic auth
+    router = Router(num_retries=0)
+    router.register(
+        "gateway",
+        provider="openai",
+        model="gpt-4o",
+        api_key=API_KEY,
+        api_base=faults.base + "/v1",
+        extra_headers=GATEWAY_HEADERS,
+    )
+    router.register(
+        "basic",
+        provider="anthropic",
+        model="claude-haiku-4-5",
+        api_key=API_KEY,
+        api_base=basic_base,
+    )
+    found: list[errors.LLMError] = []
+    for name in ("gateway", "basic"):
+        with pytest.raises(errors.AuthenticationError) as caught:
+            router.completion(name, MESSAGES)
+        found.append(caught.value)
+        found.append(failure(router.completion(name, MESSAGES, stream=True)))
+    with pytest.raises(errors.AuthenticationError) as caught:
+        rxllm.completion(
+            "anthropic", "claude-haiku-4-5", messages=MESSAGES, api_key=API_KEY, api_base=basic_base
+        )
+    found.append(caught.value)
+    basic = faults.requests[-1].headers["Authorization"]
+    assert basic.startswith("Basic ")  # sent, and echoed back by the server ...
+    assert all("Basic ***" in e.message for e in found[2:])  # ... masked
+    _, _, request = prepare(
+        "openai",
+        "gpt-4o",
+        messages=MESSAGES,
+        stream=True,
+        api_key=API_KEY,
+        extra_headers=GATEWAY_HEADERS,
+    )
+    shown_forms = [
+        repr(router.get_config("gateway")),
+        repr(router.get_config("basic")),
+        repr(router),
+        repr(request),
+        "\n".join(debug_logs),
+    ]
+    for error in found:
+        shown_forms += every_form(error)
+    assert_no_secret(*shown_forms)
+    described = router.get_config("gateway")
+    assert described is not None
+    assert described["deployments"][0]["extra_headers"] == dict.fromkeys(GATEWAY_HEADERS, "***")
+
+
+@pytest.mark.parametrize("key", ["none", "EMPTY", "sk-no-key-required", "abc"])
+def test_placeholder_and_short_keys_leave_other_text_intact(faults: FaultServer, key: str) -> None:
+    message = "none of EMPTY abc nonexistent.invalid sk-no-key-required-ish"
+    faults.queue(
+        Reply(
+            status=400,
+            body=msgspec.json.encode({"error": {"message": message}}),
+            content_type="application/json",
+        )
+    )
+    with pytest.raises(errors.BadRequestError) as caught:
+        rxllm.completion(
+            "openai_compatible", "m", messages=MESSAGES, api_key=key, api_base=faults.base
+        )
+    assert caught.value.message == message
+    with pytest.raises(errors.APIConnectionError) as unreachable:
+        rxllm.completion(
+            "openai_compatible",
+            "m",
+            messages=MESSAGES,
+            api_key=key,
+            api_base="http://nonexistent.invalid/v1",
+            timeout=10,
+        )
+    assert "http://nonexistent.invalid" in str(unreachable.value)
+
+
+def test_short_keys_are_masked_as_whole_tokens_only() -> None:
+    error = errors.AuthenticationError("key k3y-42 refused; k3y-42x and xk3y-42 are other words")
+    error._with_context(provider="p", model="m", secret="k3y-42")
+    assert error.message == "key *** refused; k3y-42x and xk3y-42 are other words"
+    long_key = "sk-live-0123456789abcdef"
+    glued = errors.APIStatusError(f"token={long_key}abc")
+    glued._with_context(provider=None, model=None, secret=long_key)
+    assert glued.message == "token=***abc"  # a long key is hidden even glued to other text
+
+
+def test_a_plain_stream_masks_every_credential_of_its_call(faults: FaultServer) -> None:
+    faults.responder = echo_reply
+    host = faults.base.removeprefix("http://")
+    chat = rxllm.completion(
+        "anthropic",
+        "claude-haiku-4-5",
+        messages=MESSAGES,
+        stream=True,
+        api_key=API_KEY,
+        api_base=f"http://alice:{BASIC_PASSWORD}@{host}",
+        extra_headers=GATEWAY_HEADERS,
+    )
+    assert_no_secret(*every_form(failure(chat)))
