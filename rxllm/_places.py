@@ -415,10 +415,14 @@ def current_place() -> Place | None:
 
 def subscriber_place(scheduler: abc.SchedulerBase | None = None) -> Place:
     """The place a new subscription belongs to: the one its subscribe scheduler names (set by
-    a pipeline or a blocking helper), else this thread's, else a new worker."""
+    a pipeline or a blocking helper), else the running loop's, else a new worker - also inside
+    another subscriber's callback on a worker, which may block waiting for this one."""
     if isinstance(scheduler, PlaceScheduler):
         return scheduler.place
-    return _outer_place() or WorkerPlace()
+    loop = running_loop()
+    if loop is not None:
+        return loop_place(loop)
+    return WorkerPlace()
 
 
 # --- the delivery in progress: backpressure of a callback that blocks -------------------------
