@@ -3,23 +3,25 @@ answer (:class:`NoReplay`, for ``replay=False``).
 
 **Replay.** Most chunks of a stream differ only in their text: the same id, model, created,
 system_fingerprint, provider and source, one choice whose delta carries just ``content`` (or
-just ``reasoning_content``), no finish reason, no usage. Such a chunk is kept as its text
-alone; the rest of it (the *template*) is kept once. Every other chunk is kept as it came.
-Iterating rebuilds each compact chunk from its template: a fresh ``ChatChunk`` equal (``==``)
-to the original, field for field.
+just ``reasoning_content``, or just the ``arguments`` of one tool-call fragment), no finish
+reason, no usage. Such a chunk is kept as its text alone; the rest of it (the *template*) is
+kept once. Every other chunk is kept as it came. Iterating rebuilds each compact chunk from
+its template: a fresh ``ChatChunk`` equal (``==``) to the original, field for field.
 
 The per-chunk test is one comparison done in C by msgspec: the chunk against a *probe*, a
 ChatChunk holding the template whose delta is given the chunk's own text first. Equal means
 the chunk is exactly "template + this text", so rebuilding it from the template gives an
-equal chunk - whatever the template holds. A chunk that differs but could be a template (a
-new id or model mid-stream) starts a new template, recorded at its position.
+equal chunk - whatever the template holds. A chunk that differs but could be a template (the
+first text chunk, a new id or model mid-stream, the fragments of another tool call) starts a
+new template, recorded at its position.
 
 The kept list holds, in order, one entry per chunk plus one per template change:
 
 * ``str`` or ``None`` - a chunk whose delta ``content`` is this, built from the template;
 * a 1-tuple ``(text,)`` - a chunk whose delta ``reasoning_content`` is ``text``;
+* a 1-list ``[text]`` - a chunk whose tool-call fragment's ``function.arguments`` is ``text``;
 * :class:`_Template` - from here on, the template is this (not a chunk);
-* a ``ChatChunk`` - a chunk kept as it came.
+* a ``ChatChunk`` - a chunk kept as it came (its own object, as the subscribers got it).
 
 Threading: :meth:`Replay.append` is meant to be called from one thread (the stream's loop
 thread). Iteration may run on that thread between appends (it then yields what was appended
@@ -33,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ._assemble import Assembler
-from .types import ChatChunk, ChatResponse, Delta, StreamChoice
+from .types import ChatChunk, ChatResponse, Delta, FunctionCallDelta, StreamChoice, ToolCallDelta
 
 __all__ = ["NoReplay", "Replay"]
 
@@ -47,35 +49,19 @@ class _Template:
         self.chunk = chunk
 
 
-def _probe_of(chunk: ChatChunk) -> ChatChunk:
-    """A fresh chunk with ``chunk``'s header and first choice, its delta empty. Owned by the
-    replay (never handed out), so no subscriber can change it."""
-    choice = chunk.choices[0]
-    return ChatChunk(
-        id=chunk.id,
-        object=chunk.object,
-        created=chunk.created,
-        model=chunk.model,
-        choices=[
-            StreamChoice(
-                index=choice.index,
-                delta=Delta(),
-                finish_reason=choice.finish_reason,
-                native_finish_reason=choice.native_finish_reason,
-            )
-        ],
-        usage=chunk.usage,
-        system_fingerprint=chunk.system_fingerprint,
-        provider=chunk.provider,
-        source=chunk.source,
-    )
+def _template_of(chunk: ChatChunk) -> ChatChunk:
+    """A fresh chunk equal to ``chunk`` with its texts taken out (``content``,
+    ``reasoning_content``, a fragment's ``arguments``). Owned by the replay, never handed out,
+    so no subscriber can change it. ``chunk`` is one that :func:`_fits`."""
+    return _build(chunk, None, None, None)
 
 
 def _fits(chunk: ChatChunk) -> bool:
-    """Whether ``chunk`` can be a template: one plain choice whose delta carries at most one of
-    ``content`` and ``reasoning_content``, no finish reason, no usage. (Only chunks like
-    this start a template, so that a one-off chunk - the role chunk, the finish chunk -
-    does not replace the template the stream goes on using.)"""
+    """Whether ``chunk`` can be a template: one plain choice whose delta carries at most one
+    text (``content``, ``reasoning_content`` or one tool-call fragment's ``arguments``) and
+    perhaps a ``role``; no finish reason, no usage, no provider fields. (Only chunks like this
+    start a template, so that a one-off chunk - the finish chunk, the usage chunk - does not
+    replace the template the stream goes on using.)"""
     if type(chunk) is not ChatChunk or chunk.usage is not None:
         return False
     choices = chunk.choices
@@ -85,21 +71,46 @@ def _fits(chunk: ChatChunk) -> bool:
     if type(choice) is not StreamChoice:
         return False
     delta = choice.delta
-    return (
+    if not (
         type(delta) is Delta
         and choice.finish_reason is None
         and choice.native_finish_reason is None
-        and delta.role is None
-        and delta.tool_calls is None
+        and (delta.role is None or type(delta.role) is str)
         and delta.refusal is None
         and delta.provider_fields is None
-        and (delta.content is None or delta.reasoning_content is None)
+    ):
+        return False
+    calls = delta.tool_calls
+    texts = (delta.content is not None) + (delta.reasoning_content is not None)
+    if calls is None:
+        return texts <= 1
+    if texts or type(calls) is not list or len(calls) != 1:
+        return False
+    call = calls[0]
+    function = call.function
+    return (
+        type(call) is ToolCallDelta
+        and type(call.index) is int
+        and call.id is None
+        and call.type is None
+        and call.provider_fields is None
+        and type(function) is FunctionCallDelta
+        and function.name is None
     )
 
 
-def _build(template: ChatChunk, content: str | None, reasoning: str | None) -> ChatChunk:
-    """The chunk ``template`` + this text: equal to the original that was kept as its text."""
+def _build(
+    template: ChatChunk, content: str | None, reasoning: str | None, arguments: str | None
+) -> ChatChunk:
+    """The chunk ``template`` + these texts: equal to the original that was kept as its text.
+    (Only ``template``'s immutable values are shared with the new chunk.)"""
     choice = template.choices[0]
+    delta = choice.delta
+    calls = delta.tool_calls
+    if calls is not None:
+        calls = [
+            ToolCallDelta(index=calls[0].index, function=FunctionCallDelta(arguments=arguments))
+        ]
     return ChatChunk(
         id=template.id,
         object=template.object,
@@ -108,7 +119,12 @@ def _build(template: ChatChunk, content: str | None, reasoning: str | None) -> C
         choices=[
             StreamChoice(
                 index=choice.index,
-                delta=Delta(content=content, reasoning_content=reasoning),
+                delta=Delta(
+                    role=delta.role,
+                    content=content,
+                    reasoning_content=reasoning,
+                    tool_calls=calls,
+                ),
                 finish_reason=choice.finish_reason,
                 native_finish_reason=choice.native_finish_reason,
             )
@@ -120,35 +136,63 @@ def _build(template: ChatChunk, content: str | None, reasoning: str | None) -> C
     )
 
 
+def _arguments_of(delta: Delta) -> str | None:
+    """The ``arguments`` of the delta's first tool-call fragment (None if it has none)."""
+    try:
+        return delta.tool_calls[0].function.arguments  # type: ignore[index, union-attr]
+    except (TypeError, IndexError, AttributeError):
+        return None
+
+
 #: The template before the first one: its id matches no real chunk's (and, were one ever
 #: equal to it, rebuilding from it would still give an equal chunk).
 _NO_TEMPLATE = ChatChunk(id="\x00rxllm: no template yet", choices=[StreamChoice()])
+
+
+class _Probes:
+    """A template's three probes: copies of it whose delta the hot path fills in with a chunk's
+    ``content``, ``reasoning_content`` or fragment ``arguments`` before comparing."""
+
+    __slots__ = ("arguments", "arguments_call", "content", "reasoning")
+
+    def __init__(self, template: ChatChunk) -> None:
+        self.content = _build(template, None, None, None)
+        self.reasoning = _build(template, None, None, None)
+        self.arguments = _build(template, None, None, None)
+        calls = self.arguments.choices[0].delta.tool_calls
+        self.arguments_call = None if calls is None else calls[0].function
 
 
 class _Feed:
     """Feeds an :class:`Assembler` runs of compact chunks as one chunk per run (their texts
     joined): the same result as feeding each, at a fraction of the cost."""
 
-    __slots__ = ("assembler", "content", "count", "reasoning", "template")
+    __slots__ = ("arguments", "assembler", "content", "count", "reasoning", "template")
 
     def __init__(self) -> None:
         self.assembler = Assembler()
         self.template = _NO_TEMPLATE
         self.content: list[str | None] = []
         self.reasoning: list[str] = []
-        self.count = 0  # chunks in the run beyond those in the two lists
+        self.arguments: list[str] = []
+        self.count = 0  # chunks in the run beyond those in ``content``
 
     def flush(self) -> None:
         """Feed the pending run (if any) as one chunk."""
-        content, reasoning = self.content, self.reasoning
-        if not (content or reasoning or self.count):
+        content, reasoning, arguments = self.content, self.reasoning, self.arguments
+        if not (content or self.count):
             return
-        joined = "".join(filter(None, content))
         self.assembler.add(
-            _build(self.template, joined or None, "".join(reasoning) if reasoning else None)
+            _build(
+                self.template,
+                "".join(filter(None, content)) or None,
+                "".join(reasoning) or None,
+                "".join(arguments) or None,
+            )
         )
         content.clear()
         reasoning.clear()
+        arguments.clear()
         self.count = 0
 
     def chunk(self, chunk: ChatChunk) -> None:
@@ -158,7 +202,7 @@ class _Feed:
 
     def take(self, items: list[object]) -> None:
         """Feed the entries of a :class:`Replay`'s kept list."""
-        content, reasoning = self.content, self.reasoning
+        content, reasoning, arguments = self.content, self.reasoning, self.arguments
         for item in items:
             kind = type(item)
             if kind is str or item is None:
@@ -168,6 +212,11 @@ class _Feed:
                 text = item[0]  # type: ignore[index]
                 if text:
                     reasoning.append(text)
+            elif kind is list:
+                self.count += 1
+                text = item[0]  # type: ignore[index]
+                if text:
+                    arguments.append(text)
             elif kind is _Template:
                 self.switch(item.chunk)  # type: ignore[attr-defined]
             else:
@@ -187,14 +236,7 @@ class Replay:
     arrives; iterate (any number of times, also while appends continue) to get chunks equal
     to the originals."""
 
-    __slots__ = (
-        "_content",
-        "_content_delta",
-        "_items",
-        "_reasoning",
-        "_reasoning_delta",
-        "_templates",
-    )
+    __slots__ = ("_content", "_content_delta", "_items", "_probes", "_templates")
 
     def __init__(self) -> None:
         self._items: list[object] = []
@@ -202,51 +244,64 @@ class Replay:
         self._use(_NO_TEMPLATE)
 
     def _use(self, template: ChatChunk) -> None:
-        """Compare chunks with ``template`` from now on: its two probes (one to be given a
-        chunk's ``content``, one its ``reasoning_content``), owned here, never handed out."""
-        self._content = _probe_of(template)
-        self._content_delta = self._content.choices[0].delta
-        self._reasoning = _probe_of(template)
-        self._reasoning_delta = self._reasoning.choices[0].delta
+        """Compare chunks with ``template`` from now on."""
+        probes = self._probes = _Probes(template)
+        self._content = probes.content  # the hot path's probe, one attribute away
+        self._content_delta = probes.content.choices[0].delta
 
     def append(self, chunk: ChatChunk) -> None:
         """Keep ``chunk``. Runs once per chunk of every stream: the usual chunk costs one
         comparison in C and one list append."""
         try:
-            delta = chunk.choices[0].delta
+            text = chunk.choices[0].delta.content
         except (IndexError, AttributeError, TypeError):
-            self._odd(chunk)
+            self._items.append(chunk)
             return
-        text = delta.content
         self._content_delta.content = text
         if chunk == self._content:
             self._items.append(text)
-            return
-        text = delta.reasoning_content
-        self._reasoning_delta.reasoning_content = text
-        if chunk == self._reasoning:
-            self._items.append((text,))
-            return
-        self._odd(chunk)
+        else:
+            self._items.append(self._other(chunk))
 
-    def _odd(self, chunk: ChatChunk) -> None:
-        """A chunk that does not match the template: it starts a new one, or is kept whole."""
-        if not _fits(chunk):
-            self._items.append(chunk)
-            return
-        template = _probe_of(chunk)
+    def _other(self, chunk: ChatChunk) -> object:
+        """The entry for a chunk that is not the template's content chunk: reasoning or
+        arguments text, else (after a template change, if it starts one) the chunk itself
+        or its text."""
+        probes = self._probes
         delta = chunk.choices[0].delta
-        if chunk == _build(template, delta.content, None):
-            entry: object = delta.content
-        elif chunk == _build(template, None, delta.reasoning_content):
-            entry = (delta.reasoning_content,)
-        else:  # not reached for a chunk that fits; kept whole should it ever be
-            self._items.append(chunk)
-            return
+        text = delta.reasoning_content
+        probes.reasoning.choices[0].delta.reasoning_content = text
+        if chunk == probes.reasoning:
+            return (text,)
+        call = probes.arguments_call
+        if call is not None:
+            text = call.arguments = _arguments_of(delta)
+            if chunk == probes.arguments:
+                return [text]
+        if not _fits(chunk):
+            return chunk
+        template = _template_of(chunk)
         self._use(template)
         self._templates += 1  # before the entry: len() may lag, never run ahead
         self._items.append(_Template(template))
-        self._items.append(entry)
+        return self._compact(chunk)
+
+    def _compact(self, chunk: ChatChunk) -> object:
+        """The entry of a chunk that fits the template just made from it: its text."""
+        delta = chunk.choices[0].delta
+        self._content_delta.content = delta.content
+        if chunk == self._content:
+            return delta.content
+        probes = self._probes
+        probes.reasoning.choices[0].delta.reasoning_content = delta.reasoning_content
+        if chunk == probes.reasoning:
+            return (delta.reasoning_content,)
+        call = probes.arguments_call
+        if call is not None:
+            call.arguments = _arguments_of(delta)
+            if chunk == probes.arguments:
+                return [call.arguments]
+        return chunk  # not reached for a chunk that fits: kept whole should it ever be
 
     def __len__(self) -> int:
         """The number of chunks kept."""
@@ -266,9 +321,11 @@ class Replay:
             index += 1
             kind = type(item)
             if kind is str or item is None:
-                yield _build(template, item, None)  # type: ignore[arg-type]
+                yield _build(template, item, None, None)  # type: ignore[arg-type]
             elif kind is tuple:
-                yield _build(template, None, item[0])  # type: ignore[index]
+                yield _build(template, None, item[0], None)  # type: ignore[index]
+            elif kind is list:
+                yield _build(template, None, None, item[0])  # type: ignore[index]
             elif kind is _Template:
                 template = item.chunk  # type: ignore[attr-defined]
             else:
@@ -313,21 +370,12 @@ class NoReplay(Replay):
         plus a length check)."""
         items = self._items
         try:
-            delta = chunk.choices[0].delta
+            text = chunk.choices[0].delta.content
         except (IndexError, AttributeError, TypeError):
-            self._odd(chunk)
+            items.append(chunk)
         else:
-            text = delta.content
             self._content_delta.content = text
-            if chunk == self._content:
-                items.append(text)
-            else:
-                text = delta.reasoning_content
-                self._reasoning_delta.reasoning_content = text
-                if chunk == self._reasoning:
-                    items.append((text,))
-                else:
-                    self._odd(chunk)
+            items.append(text if chunk == self._content else self._other(chunk))
         if len(items) >= self.FOLD_AT:
             self._fold()
 

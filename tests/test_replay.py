@@ -159,19 +159,45 @@ def test_a_text_stream_keeps_its_text_chunks_as_text() -> None:
     chunks = parsed("openai", "gpt-4o", fixture_bytes("openai/stream_text_usage.sse"), {})
     replay = check(chunks)
     kept = replay._items
-    texts = [c.choices[0].delta.content for c in chunks[1:-2]]
+    texts = [c.choices[0].delta.content for c in chunks[:-2]]  # the role chunk's "" first
     assert [item for item in kept if type(item) is str] == texts
-    # the role chunk, the finish chunk, the usage chunk whole; one template
-    assert sum(type(item) is ChatChunk for item in kept) == 3
-    assert replay._templates == 1
+    assert [item for item in kept if type(item) is ChatChunk] == chunks[-2:]  # finish, usage
+    assert replay._templates == 2  # the role chunk's, the text chunks'
 
 
 def test_reasoning_chunks_are_kept_as_text_too() -> None:
     provider, model, body, options = TRANSCRIPTS["deepseek/stream_reasoning_usage"]
     chunks = parsed(provider, model, body(), options)
     replay = check(chunks)
-    whole = sum(type(item) is ChatChunk for item in replay._items)
-    assert whole <= 4 < len(chunks) // 2
+    reasoning = [item for item in replay._items if type(item) is tuple]
+    assert len(reasoning) > len(chunks) // 2
+    assert sum(type(item) is ChatChunk for item in replay._items) <= 2
+
+
+@pytest.mark.parametrize(
+    "name", ["openai/stream_tool_call_usage", "openai/stream_parallel_tool_calls"]
+)
+def test_tool_call_argument_fragments_are_kept_as_text(name: str) -> None:
+    provider, model, body, options = TRANSCRIPTS[name]
+    chunks = parsed(provider, model, body(), options)
+    replay = check(chunks)
+    fragments = [
+        c.choices[0].delta.tool_calls[0].function.arguments  # type: ignore[index, union-attr]
+        for c in chunks
+        if c.choices
+        and c.choices[0].delta.tool_calls
+        and c.choices[0].delta.tool_calls[0].id is None
+    ]
+    assert [item[0] for item in replay._items if type(item) is list] == fragments
+    # each call's first fragment (id, name), the finish chunk, the usage chunk
+    calls = len(
+        {
+            c.choices[0].delta.tool_calls[0].index
+            for c in chunks
+            if c.choices and c.choices[0].delta.tool_calls
+        }
+    )  # type: ignore[index]
+    assert sum(type(item) is ChatChunk for item in replay._items) == calls + 2
 
 
 # --- arbitrary chunks --------------------------------------------------------------------
@@ -226,19 +252,29 @@ _headers = st.fixed_dictionaries(
 
 @st.composite
 def streams(draw: st.DrawFn) -> list[ChatChunk]:
-    """Runs of chunks over a few headers: mostly text-only or reasoning-only chunks (what a
-    replay keeps compactly), mixed with arbitrary ones (several choices, tool-call deltas,
+    """Runs of chunks over a few headers: mostly chunks with one text (``content``,
+    ``reasoning_content``, a tool-call fragment's ``arguments``: what a replay keeps
+    compactly), mixed with arbitrary ones (several choices, tool-call deltas,
     usage, finish reasons, provider fields), the header changing mid-stream."""
     headers = draw(st.lists(_headers, min_size=1, max_size=3))
     chunks = []
     for _ in range(draw(st.integers(0, 30))):
         header = headers[draw(st.integers(0, len(headers) - 1))]
-        kind = draw(st.sampled_from(["content", "content", "content", "reasoning", "odd"]))
+        kind = draw(st.sampled_from(["content", "content", "reasoning", "arguments", "odd"]))
         index = draw(st.sampled_from([0, 0, 0, 1]))
+        role = draw(st.sampled_from([None, None, "assistant"]))
         if kind == "content":
-            choices = [StreamChoice(index=index, delta=Delta(content=draw(_texts)))]
+            delta = Delta(role=role, content=draw(_texts))
+            choices = [StreamChoice(index=index, delta=delta)]
         elif kind == "reasoning":
-            choices = [StreamChoice(index=index, delta=Delta(reasoning_content=draw(_texts)))]
+            delta = Delta(role=role, reasoning_content=draw(_texts))
+            choices = [StreamChoice(index=index, delta=delta)]
+        elif kind == "arguments":
+            fragment = ToolCallDelta(
+                index=draw(st.sampled_from([0, 0, 1])),
+                function=FunctionCallDelta(arguments=draw(_texts)),
+            )
+            choices = [StreamChoice(index=index, delta=Delta(role=role, tool_calls=[fragment]))]
         else:
             choices = draw(
                 st.lists(
