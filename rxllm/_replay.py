@@ -17,11 +17,13 @@ new template, recorded at its position.
 
 The kept list holds, in order, one entry per chunk plus one per template change:
 
-* ``str`` or ``None`` - a chunk whose delta ``content`` is this, built from the template;
-* a 1-tuple ``(text,)`` - a chunk whose delta ``reasoning_content`` is ``text``;
+* a ``str`` - a chunk whose delta ``content`` is this, built from the template;
+* a 1-tuple ``(text,)`` - a chunk whose delta ``reasoning_content`` is ``text`` (``None``
+  for a chunk without text);
 * a 1-list ``[text]`` - a chunk whose tool-call fragment's ``function.arguments`` is ``text``;
 * :class:`_Template` - from here on, the template is this (not a chunk);
-* a ``ChatChunk`` - a chunk kept as it came (its own object, as the subscribers got it).
+* a ``ChatChunk`` - a chunk kept as it came (its own object, as the subscribers got it);
+* :class:`_Whole` - a value appended that is no chunk but has one of the types above.
 
 Threading: :meth:`Replay.append` is meant to be called from one thread (the stream's loop
 thread). Iteration may run on that thread between appends (it then yields what was appended
@@ -47,6 +49,22 @@ class _Template:
 
     def __init__(self, chunk: ChatChunk) -> None:
         self.chunk = chunk
+
+
+class _Whole:
+    """A value appended that is not a chunk but has the type of a compact entry (kept
+    whole, as every chunk that is not compact; here only so that no value confuses the
+    replay)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+
+def _whole(chunk: object) -> object:
+    """The entry of a chunk kept as it came: the chunk itself (the usual case)."""
+    return _Whole(chunk) if type(chunk) in _ENTRY_TYPES else chunk
 
 
 def _template_of(chunk: ChatChunk) -> ChatChunk:
@@ -149,6 +167,10 @@ def _arguments_of(delta: Delta) -> str | None:
 _NO_TEMPLATE = ChatChunk(id="\x00rxllm: no template yet", choices=[StreamChoice()])
 
 
+#: The types of the compact entries and template changes in a replay's list.
+_ENTRY_TYPES = (str, tuple, list, _Template, _Whole)
+
+
 class _Probes:
     """A template's three probes: copies of it whose delta the hot path fills in with a chunk's
     ``content``, ``reasoning_content`` or fragment ``arguments`` before comparing."""
@@ -172,7 +194,7 @@ class _Feed:
     def __init__(self) -> None:
         self.assembler = Assembler()
         self.template = _NO_TEMPLATE
-        self.content: list[str | None] = []
+        self.content: list[str] = []
         self.reasoning: list[str] = []
         self.arguments: list[str] = []
         self.count = 0  # chunks in the run beyond those in ``content``
@@ -185,7 +207,7 @@ class _Feed:
         self.assembler.add(
             _build(
                 self.template,
-                "".join(filter(None, content)) or None,
+                "".join(content) or None,
                 "".join(reasoning) or None,
                 "".join(arguments) or None,
             )
@@ -205,7 +227,7 @@ class _Feed:
         content, reasoning, arguments = self.content, self.reasoning, self.arguments
         for item in items:
             kind = type(item)
-            if kind is str or item is None:
+            if kind is str:
                 content.append(item)  # type: ignore[arg-type]
             elif kind is tuple:
                 self.count += 1
@@ -219,6 +241,8 @@ class _Feed:
                     arguments.append(text)
             elif kind is _Template:
                 self.switch(item.chunk)  # type: ignore[attr-defined]
+            elif kind is _Whole:
+                self.chunk(item.value)  # type: ignore[attr-defined]
             else:
                 self.chunk(item)  # type: ignore[arg-type]
 
@@ -254,19 +278,23 @@ class Replay:
         comparison in C and one list append."""
         try:
             text = chunk.choices[0].delta.content
-        except (IndexError, AttributeError, TypeError):
-            self._items.append(chunk)
+            self._content_delta.content = text
+            same = chunk == self._content
+        except Exception:  # no choice (the usage chunk), or not built as parsers build chunks
+            self._items.append(_whole(chunk))
             return
-        self._content_delta.content = text
-        if chunk == self._content:
-            self._items.append(text)
-        else:
-            self._items.append(self._other(chunk))
+        self._items.append(text if same and type(text) is str else self._other(chunk))
 
     def _other(self, chunk: ChatChunk) -> object:
         """The entry for a chunk that is not the template's content chunk: reasoning or
-        arguments text, else (after a template change, if it starts one) the chunk itself
-        or its text."""
+        arguments text, else (after a template change, if it starts one) its text, else the
+        chunk itself."""
+        try:
+            return self._other_entry(chunk)
+        except Exception:  # a chunk not built as parsers build them: kept as it is
+            return _whole(chunk)
+
+    def _other_entry(self, chunk: ChatChunk) -> object:
         probes = self._probes
         delta = chunk.choices[0].delta
         text = delta.reasoning_content
@@ -279,7 +307,7 @@ class Replay:
             if chunk == probes.arguments:
                 return [text]
         if not _fits(chunk):
-            return chunk
+            return _whole(chunk)
         template = _template_of(chunk)
         self._use(template)
         self._templates += 1  # before the entry: len() may lag, never run ahead
@@ -290,7 +318,7 @@ class Replay:
         """The entry of a chunk that fits the template just made from it: its text."""
         delta = chunk.choices[0].delta
         self._content_delta.content = delta.content
-        if chunk == self._content:
+        if chunk == self._content and type(delta.content) is str:
             return delta.content
         probes = self._probes
         probes.reasoning.choices[0].delta.reasoning_content = delta.reasoning_content
@@ -301,7 +329,7 @@ class Replay:
             call.arguments = _arguments_of(delta)
             if chunk == probes.arguments:
                 return [call.arguments]
-        return chunk  # not reached for a chunk that fits: kept whole should it ever be
+        return _whole(chunk)  # not reached for a chunk that fits: kept whole should it ever be
 
     def __len__(self) -> int:
         """The number of chunks kept."""
@@ -320,7 +348,7 @@ class Replay:
             item = items[index]
             index += 1
             kind = type(item)
-            if kind is str or item is None:
+            if kind is str:
                 yield _build(template, item, None, None)  # type: ignore[arg-type]
             elif kind is tuple:
                 yield _build(template, None, item[0], None)  # type: ignore[index]
@@ -328,6 +356,8 @@ class Replay:
                 yield _build(template, None, None, item[0])  # type: ignore[index]
             elif kind is _Template:
                 template = item.chunk  # type: ignore[attr-defined]
+            elif kind is _Whole:
+                yield item.value  # type: ignore[attr-defined]
             else:
                 yield item  # type: ignore[misc]
 
@@ -371,11 +401,12 @@ class NoReplay(Replay):
         items = self._items
         try:
             text = chunk.choices[0].delta.content
-        except (IndexError, AttributeError, TypeError):
-            items.append(chunk)
-        else:
             self._content_delta.content = text
-            items.append(text if chunk == self._content else self._other(chunk))
+            same = chunk == self._content
+        except Exception:
+            items.append(_whole(chunk))
+        else:
+            items.append(text if same and type(text) is str else self._other(chunk))
         if len(items) >= self.FOLD_AT:
             self._fold()
 

@@ -325,6 +325,48 @@ def test_the_originals_are_not_kept_and_changing_them_later_changes_nothing() ->
     assert list(replay) == [copy]
 
 
+class _Text(str):
+    pass
+
+
+class _Raises:
+    def __eq__(self, other: object) -> bool:
+        raise ValueError("no comparing me")
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_values_no_parser_makes_are_kept_as_they_are() -> None:
+    """A hand-made chunk with values of other types than its fields' never confuses the
+    replay (nor makes append raise): at worst it is kept whole."""
+
+    def text(content: Any) -> ChatChunk:
+        return ChatChunk(id="c", choices=[StreamChoice(delta=Delta(content=content))])
+
+    odd: list[Any] = [
+        text(("tuple",)),
+        text(["list"]),
+        text(_Text("str subclass")),
+        text(5),
+        text(None),
+        ChatChunk(id="c", choices=None),  # type: ignore[arg-type]
+        ChatChunk(id="c", choices=[StreamChoice(delta=None)]),  # type: ignore[arg-type]
+        ChatChunk(id="c", choices=[None]),  # type: ignore[list-item]
+        ChatChunk(id="c", choices=[StreamChoice(delta=Delta(content="x"))], source=_Raises()),  # type: ignore[arg-type]
+        ChatChunk(id="c", choices=[StreamChoice(delta=Delta(tool_calls=[None]))]),  # type: ignore[list-item]
+        "not a chunk",
+    ]
+    for position in range(len(odd)):
+        chunks = [text("a"), text("b"), odd[position], text("c"), *odd[:position]]
+        replay = Replay()
+        for chunk in chunks:
+            replay.append(chunk)
+        assert len(replay) == len(chunks)
+        kept = list(replay)
+        assert [type(c) for c in kept] == [type(c) for c in chunks]
+        assert kept == chunks
+
+
 def test_each_iteration_builds_fresh_chunks() -> None:
     replay = Replay()
     replay.append(ChatChunk(id="c", choices=[StreamChoice(delta=Delta(content="a"))]))
