@@ -43,7 +43,8 @@ __all__ = ["NoReplay", "Replay"]
 
 
 class _Template:
-    """A template change in the kept list: the probe chunk that compact chunks are built from."""
+    """A template change in the kept list: the chunk (texts taken out) that the compact
+    entries after it are rebuilt from."""
 
     __slots__ = ("chunk",)
 
@@ -52,9 +53,8 @@ class _Template:
 
 
 class _Whole:
-    """A value appended that is not a chunk but has the type of a compact entry (kept
-    whole, as every chunk that is not compact; here only so that no value confuses the
-    replay)."""
+    """A value kept as it came whose type is that of a compact entry (a ``str``, a tuple...):
+    no chunk a parser makes, but wrapped so that no value appended can confuse the replay."""
 
     __slots__ = ("value",)
 
