@@ -37,7 +37,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ._assemble import Assembler
-from .types import ChatChunk, ChatResponse, Delta, FunctionCallDelta, StreamChoice, ToolCallDelta
+from .types import (
+    ChatChunk,
+    ChatResponse,
+    Delta,
+    FunctionCallDelta,
+    StreamChoice,
+    ToolCallDelta,
+    Usage,
+)
 
 __all__ = ["NoReplay", "Replay"]
 
@@ -152,6 +160,15 @@ def _build(
         provider=template.provider,
         source=template.source,
     )
+
+
+def _last_usage(items: list[object]) -> Usage | None:
+    """The usage of the last chunk kept whole in ``items`` that has one."""
+    for item in reversed(items):
+        usage = getattr(item, "usage", None) if type(item) not in _ENTRY_TYPES else None
+        if usage is not None:
+            return usage  # type: ignore[no-any-return]
+    return None
 
 
 def _arguments_of(delta: Delta) -> str | None:
@@ -365,6 +382,11 @@ class Replay:
         """A list of the chunks kept so far."""
         return list(self)
 
+    def usage(self) -> Usage | None:
+        """The ``usage`` of the last chunk that carries one (None if none does). Only chunks
+        kept whole can: a compact chunk has none."""
+        return _last_usage(self._items)
+
     def assemble(self) -> ChatResponse:
         """The response the chunks so far assemble into (``rxllm._assemble.assemble`` of them),
         without rebuilding each compact chunk."""
@@ -428,6 +450,10 @@ class NoReplay(Replay):
     def __iter__(self) -> Iterator[ChatChunk]:
         """Nothing: no chunk is kept."""
         return iter(())
+
+    def usage(self) -> Usage | None:
+        """The ``usage`` of the last chunk seen that carries one (None if none does)."""
+        return _last_usage(self._items) or self._feed.assembler.usage
 
     def assemble(self) -> ChatResponse:
         """The response the chunks seen so far assemble into."""

@@ -124,6 +124,8 @@ def check(chunks: list[ChatChunk]) -> Replay:
     assert replay.chunks() == chunks
     assert list(replay) == chunks  # again: iteration keeps nothing
     assert list(no_replay) == no_replay.chunks() == []
+    usages = [c.usage for c in chunks if getattr(c, "usage", None) is not None]
+    assert replay.usage() is no_replay.usage() is (usages[-1] if usages else None)
     if chunks:
         expected = assemble(chunks)
         assert replay.assemble() == expected
