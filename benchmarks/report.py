@@ -41,6 +41,7 @@ BURST_WALL_MAX = 1.5  # x the floor
 BURST_RSS_MAX_MB = 70.0
 RPS_MIN = 0.7  # x the floor
 IMPORT_MAX_MS = 200.0
+REPLAY_MAX_BYTES = 200.0  # per chunk beyond its text (DESIGN contract 2)
 
 FLOOR_NOTE = """\
 **The two floors.** Both are a careful hand-written client on aiohttp + msgspec that decodes
@@ -297,6 +298,48 @@ def _imports(section: dict[str, Any]) -> list[str]:
     return _with_missing(lines, section, 2)
 
 
+_KEEPERS = {
+    "list": "list of ChatChunk (before)",
+    "Replay": "`Replay` (compact)",
+    "NoReplay": "`NoReplay` (`replay=False`)",
+}
+
+
+def _replay(section: dict[str, Any]) -> list[str]:
+    title = "### What a stream keeps for replay"
+    if "error" in section:
+        return [title, "", f"failed: {section['error']}"]
+    n, text = section["chunks"], section["text_bytes"]
+    rows = []
+    for name, kept in section["keepers"].items():
+        iterate = kept.get("iterate_ns")
+        rows.append(
+            [
+                _KEEPERS.get(name, name),
+                f"{kept['bytes_per_chunk']:,.1f}",
+                f"{kept['bytes'] / 2**20:,.2f}",
+                f"{kept['append_ns']:,.0f}",
+                "-" if iterate is None else f"{iterate:,.0f}",
+            ]
+        )
+    header = [
+        "kept as",
+        "bytes/chunk beyond text",
+        "MiB kept",
+        "append, ns/chunk",
+        "replay (iterate), ns/chunk",
+    ]
+    return [
+        f"{title} ({n:,}-chunk OpenAI stream, {text:,} bytes of text)",
+        "",
+        *_table(header, rows),
+        "",
+        "Bytes still allocated (tracemalloc) once the stream has been parsed and each chunk "
+        "handed to the keeper, beyond the UTF-8 bytes of the text; append and iterate: the best "
+        "of 5 passes. `benchmarks/replay.py`.",
+    ]
+
+
 def _targets(results: dict[str, Any]) -> list[str]:
     rows: list[list[str]] = []
 
@@ -391,6 +434,12 @@ def _targets(results: dict[str, Any]) -> list[str]:
         verdict = _verdict(ms <= IMPORT_MAX_MS)
         label = f"`import rxllm` ≤ {IMPORT_MAX_MS:.0f} ms"
         rows.append([label, "rxllm", f"{ms:.0f} ms" + verdict, "-", "-"])
+    replay = results.get("replay", {}).get("keepers", {}).get("Replay")
+    if replay:
+        per_chunk = replay["bytes_per_chunk"]
+        verdict = _verdict(per_chunk <= REPLAY_MAX_BYTES)
+        label = f"replay ≤ {REPLAY_MAX_BYTES:.0f} bytes/chunk beyond its text"
+        rows.append([label, "rxllm", f"{per_chunk:.0f} bytes" + verdict, "-", "-"])
     header = ["target (issue 7)", "client", "rxllm", "vs floor-lines", "vs floor-bulk"]
     return [
         "### Targets",
@@ -496,6 +545,8 @@ def markdown(results: dict[str, Any]) -> str:
     if "per_chunk_anthropic" in results:
         section = results["per_chunk_anthropic"]
         lines += [*_per_chunk(section, "Per-chunk cost, Anthropic format"), ""]
+    if "replay" in results:
+        lines += [*_replay(results["replay"]), ""]
     if results.get("failures"):
         lines += ["### Failures", ""] + [f"- {f}" for f in results["failures"]] + [""]
     lines += [FLOOR_NOTE, METHOD_NOTE]

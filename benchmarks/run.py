@@ -69,6 +69,7 @@ class Settings:
     concurrency: tuple[int, ...] = (1, 16)
     fetch_chunks: int = 200  # the non-streaming answer's length, in stream pieces
     import_runs: int = 9
+    replay_chunks: int = 20_000  # the stream whose replay memory is measured
 
 
 SMOKE = Settings(
@@ -83,9 +84,10 @@ SMOKE = Settings(
     fetch_seconds=0.02,
     concurrency=(1, 2),
     import_runs=1,
+    replay_chunks=300,
 )
 
-BENCHMARKS = ("per_chunk", "ttft", "burst", "fetch", "imports", "anthropic")
+BENCHMARKS = ("per_chunk", "ttft", "burst", "fetch", "imports", "anthropic", "replay")
 
 
 def log(message: str) -> None:
@@ -338,6 +340,25 @@ class Suite:
                     values.append(elapsed)
         return {"runs": runs, "missing": missing}
 
+    def replay(self) -> dict[str, Any]:
+        """What a stream keeps for replay, per chunk (benchmarks/replay.py, a fresh process)."""
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.replay", str(self.s.replay_chunks)],
+            capture_output=True,
+            text=True,
+            cwd=HERE.parent,
+            check=False,
+        )
+        for line in done.stdout.splitlines():
+            if line.startswith("RESULT "):
+                result: dict[str, Any] = json.loads(line[7:])
+                break
+        else:
+            result = {"error": f"exited with status {done.returncode}: {done.stderr[-300:]}"}
+        if "error" in result:
+            self.failures.append(f"replay memory: {result['error']}")
+        return result
+
     def stop(self) -> None:
         for worker in self.workers.values():
             worker.stop()
@@ -402,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
         if "imports" in only:
             log("import time")
             results["imports"] = suite.imports()
+        if "replay" in only:
+            log("replay memory")
+            results["replay"] = suite.replay()
     finally:
         suite.stop()
         server.terminate()
