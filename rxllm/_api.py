@@ -358,6 +358,7 @@ def completion(
     extra_headers: Mapping[str, str] | None = ...,
     extra_body: Mapping[str, Any] | None = ...,
     verify: Verify = ...,
+    replay: bool = ...,
     **params: Any,
 ) -> ChatStream: ...
 
@@ -376,6 +377,7 @@ def completion(
     extra_headers: Mapping[str, str] | None = ...,
     extra_body: Mapping[str, Any] | None = ...,
     verify: Verify = ...,
+    replay: bool = ...,
     **params: Any,
 ) -> ChatResponse: ...
 
@@ -393,6 +395,7 @@ def completion(
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
     verify: Verify = True,
+    replay: bool = True,
     **params: Any,
 ) -> ChatStream | ChatResponse:
     """Chat with any provider.
@@ -407,6 +410,10 @@ def completion(
     ``verify`` is TLS certificate verification: on by default (the system's CAs); a path to a
     CA bundle (PEM file or hashed directory) or an ``ssl.SSLContext`` trusts those instead;
     ``verify=False`` turns it off, with a ``RuntimeWarning``.
+
+    ``replay=False`` (streams only) keeps no chunks for late subscribers, for very long
+    answers: each chunk is dropped once every current subscriber has it, and a subscriber that
+    comes after the first chunk gets ``ReplayUnavailableError``, never a partial sequence.
     """
     call, spec, request = prepare(
         provider,
@@ -423,7 +430,7 @@ def completion(
         verify=verify,
     )
     if stream:
-        return ChatStream(call, spec, request)
+        return ChatStream(call, spec, request, replay=replay)
     return run_sync(_fetch_response(call, spec, request))
 
 
@@ -441,6 +448,7 @@ async def acompletion(
     extra_headers: Mapping[str, str] | None = ...,
     extra_body: Mapping[str, Any] | None = ...,
     verify: Verify = ...,
+    replay: bool = ...,
     **params: Any,
 ) -> ChatStream: ...
 
@@ -459,6 +467,7 @@ async def acompletion(
     extra_headers: Mapping[str, str] | None = ...,
     extra_body: Mapping[str, Any] | None = ...,
     verify: Verify = ...,
+    replay: bool = ...,
     **params: Any,
 ) -> ChatResponse: ...
 
@@ -476,6 +485,7 @@ async def acompletion(
     extra_headers: Mapping[str, str] | None = None,
     extra_body: Mapping[str, Any] | None = None,
     verify: Verify = True,
+    replay: bool = True,
     **params: Any,
 ) -> ChatStream | ChatResponse:
     """:func:`completion` for asyncio: the request runs on the running loop.
@@ -498,7 +508,7 @@ async def acompletion(
         verify=verify,
     )
     if stream:
-        chat_stream = ChatStream(call, spec, request)
+        chat_stream = ChatStream(call, spec, request, replay=replay)
         chat_stream.bind()
         return chat_stream
     return await _fetch_response(call, spec, request)

@@ -214,7 +214,8 @@ class LoopPlace(Place):
         return running_loop() is self.loop
 
     def blocks_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
-        return False
+        # While a blocking helper pumps this place, its loop's thread is held in that helper.
+        return loop is self.loop and self._pump is not None
 
     def _wake(self) -> None:
         with self._lock:

@@ -41,7 +41,6 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.internal.exceptions import SequenceContainsNoElementsError
 
 from . import transport
-from ._assemble import assemble
 from ._flow import StreamIterator, _holds, producer_holds, wait_holds
 from ._loop import background_loop, running_loop
 from ._places import (
@@ -56,6 +55,7 @@ from ._places import (
     record,
     subscriber_place,
 )
+from ._replay import NoReplay, Replay
 from ._spec import Call, ChatCall, HttpRequest, Provider
 from .errors import (
     LLMError,
@@ -167,12 +167,16 @@ def _not_a_stream(
 class ChatStream(Observable[ChatChunk]):
     """The hot stream of one chat request. Subscribe to it, ``pipe`` operators onto it."""
 
-    def __init__(self, call: ChatCall, provider: Provider, request: HttpRequest) -> None:
+    def __init__(
+        self, call: ChatCall, provider: Provider, request: HttpRequest, *, replay: bool = True
+    ) -> None:
         super().__init__()
         self._call = call
         self._provider = provider
         self._request = request
-        self._chunks: list[ChatChunk] = []
+        #: What a late subscriber is replayed (compact), or with ``replay=False`` only the
+        #: partial answer for errors: chunks are dropped once every subscriber has them.
+        self._chunks: Replay | NoReplay = Replay() if replay else NoReplay()
         self._observers: tuple[abc.ObserverBase[ChatChunk], ...] = ()
         self._state = _PENDING
         self._error: LLMError | None = None
@@ -185,7 +189,7 @@ class ChatStream(Observable[ChatChunk]):
         self._started = False
         #: Subscribers whose callbacks run elsewhere than this stream's loop thread.
         self._remote: tuple[_Remote, ...] = ()
-        self._replay = True
+        self._replay = replay
         self._emitted = 0
         self._bind_lock = threading.Lock()
         self.request_id: str | None = None
@@ -426,7 +430,7 @@ class ChatStream(Observable[ChatChunk]):
 
     def _cancel(self, reason: str) -> None:
         self._error = _add_context(StreamCancelledError(reason), self._call, self.request_id)
-        self._error.partial_response = assemble(self._chunks) if self._chunks else None
+        self._error.partial_response = self._chunks.assemble() if self._chunks else None
         self._state = _CANCELLED
         _running.discard(self)
         if self._task is not None:
@@ -691,7 +695,7 @@ class ChatStream(Observable[ChatChunk]):
             return
         _add_context(error, self._call, self.request_id)
         if error.partial_response is None and self._chunks:
-            error.partial_response = assemble(self._chunks)
+            error.partial_response = self._chunks.assemble()
         self._error, self._error_tb = error, error.__traceback__
         self._state = _FAILED
         for remote in remotes:
@@ -822,7 +826,11 @@ def _alive(loop: asyncio.AbstractEventLoop, pid: int | None) -> bool:
 def _loop_to_run_on(place: Place) -> asyncio.AbstractEventLoop:
     """Where a stream first subscribed from ``place`` does its I/O: the subscriber's loop when
     it lives on one, else rxllm's background loop."""
-    if isinstance(place, LoopPlace) and _alive(place.loop, os.getpid()):
+    if (
+        isinstance(place, LoopPlace)
+        and _alive(place.loop, os.getpid())
+        and not place.blocks_loop(place.loop)
+    ):
         return place.loop
     loop = running_loop()
     if loop is not None and not place.blocks_loop(loop):

@@ -223,7 +223,7 @@ def test_fork_replays_finished_streams_and_refuses_running_ones() -> None:
             return rxllm.completion("mock", "m", messages=M, stream=True, **o)
         finished = mock(mock_response="done before")
         collect_sync(finished)
-        running = mock(mock_response=" ".join(["w"] * 200), mock_delay=0.05)
+        running = mock(mock_response=" ".join(["w"] * 40), mock_delay=0.05)
         running.subscribe(lambda c: None)
         pending = mock(mock_response="fresh in the child")
         pid = os.fork()
@@ -303,3 +303,34 @@ def test_ctrl_c_in_a_blocking_helper_cancels_the_request() -> None:
         """
     )
     assert done.stdout.split() == ["interrupted", "cancelled"], done.stderr
+
+
+# --- replay=False ----------------------------------------------------------------------------------
+
+
+def test_replay_off_serves_every_current_subscriber_and_refuses_late_ones() -> None:
+    chat = rxllm.completion(
+        "mock", "m", messages=MESSAGES, stream=True, mock_response="a b c d", replay=False
+    )
+    early = rxllm.streaming.consume(chat)
+    assert collect_sync(chat, timeout=10).text == "a b c d"  # both before the first chunk
+    assert early.wait(10) is not None
+    assert len(list(chat._chunks)) == 0  # nothing kept
+    with pytest.raises(errors.ReplayUnavailableError, match="replay=False"):
+        collect_sync(chat, timeout=10)
+
+
+def test_replay_off_keeps_the_partial_answer_for_errors() -> None:
+    chat = rxllm.completion(
+        "mock",
+        "m",
+        messages=MESSAGES,
+        stream=True,
+        mock_response="a b c d",
+        mock_error=503,
+        mock_error_after=2,
+        replay=False,
+    )
+    with pytest.raises(errors.ServiceUnavailableError) as caught:
+        collect_sync(chat, timeout=10)
+    assert caught.value.partial_text == "a b"

@@ -94,7 +94,4 @@ class RouterStream(ChatStream):
         return self._state == _CANCELLED
 
     def usage(self) -> Usage | None:
-        for chunk in reversed(self._chunks):
-            if chunk.usage is not None:
-                return chunk.usage
-        return None
+        return self._chunks.usage()

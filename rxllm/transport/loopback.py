@@ -124,7 +124,11 @@ async def _started() -> LoopbackServer:
         except BaseException as exc:
             with _lock:
                 _servers.pop(loop, None)
-            future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: waiters get it, nobody is warned at exit
             raise
         future.set_result(new)
     return await asyncio.shield(future)
