@@ -29,9 +29,8 @@ from ._assemble import extract_content as _chunk_text
 from ._flow import StreamIterator
 from ._places import Pump, recording
 from .errors import FanOutError, error_summary
-from .ops import collect as ops_collect
 from .ops import label
-from .stream import ChatStream, Piped, run_blocking
+from .stream import ChatStream, Piped
 from .types import ChatChunk, ChatResponse
 
 if TYPE_CHECKING:
@@ -95,26 +94,30 @@ class StreamHandle:
         here meanwhile. Ctrl-C disposes the consumption (cancelling the request if nobody else
         listens); a stream that runs on this very thread's loop, already started, cannot be
         waited for here: that raises :class:`~rxllm.errors.WouldBlockError` at once."""
+        return self._wait(Pump(), timeout)
+
+    def _wait(self, pump: Pump, timeout: float | None) -> ChatResponse | None:
+        """Run ``pump`` (this thread's callbacks) until the end; see :meth:`wait`."""
         future = self._future
-        if not future.done():
-            pump = Pump()
-            for stream in self._streams:
-                problem = stream._loop_for(pump)
-                if isinstance(problem, Exception):
-                    pump.close()
-                    raise problem
-            future.add_done_callback(lambda _: pump.wake())
-            try:
-                finished = pump.run_until(future.done, timeout)
-            except BaseException:
-                self.dispose()
-                raise
-            finally:
-                pump.close()
-            if not finished:
-                raise concurrent.futures.TimeoutError(
-                    f"the stream did not end within {timeout} s (it goes on; dispose() stops it)"
-                )
+        try:
+            if not future.done():
+                for stream in self._streams:
+                    problem = stream._loop_for(pump)
+                    if isinstance(problem, Exception):
+                        raise problem
+                future.add_done_callback(lambda _: pump.wake())
+                try:
+                    finished = pump.run_until(future.done, timeout)
+                except BaseException:
+                    self.dispose()
+                    raise
+                if not finished:
+                    raise concurrent.futures.TimeoutError(
+                        f"the stream did not end within {timeout} s "
+                        "(it goes on; dispose() stops it)"
+                    )
+        finally:
+            pump.close()
         return future.result()
 
     def __await__(self) -> Generator[Any, None, ChatResponse | None]:
@@ -134,6 +137,8 @@ def consume(
     on_chunk: Callable[[ChatChunk], Any] | None = None,
     on_complete: Callable[[ChatResponse], Any] | None = None,
     on_error: Callable[[Exception], Any] | None = None,
+    *,
+    scheduler: abc.SchedulerBase | None = None,
 ) -> StreamHandle:
     """Subscribe with callbacks: ``on_chunk`` for each chunk, ``on_complete`` with the
     assembled response, ``on_error`` with the typed error. Returns a :class:`StreamHandle`.
@@ -185,7 +190,7 @@ def consume(
             handle._settle(None)
 
     with recording() as streams:
-        handle._subscription = stream.subscribe(next_, failed, completed)
+        handle._subscription = stream.subscribe(next_, failed, completed, scheduler=scheduler)
     handle._streams = [s for s in streams if isinstance(s, ChatStream)]
     if handle.done and not checked:  # refused during subscribe: the items came synchronously
         handle._subscription.dispose()
@@ -222,7 +227,10 @@ def collect_sync(stream: Observable[ChatChunk], timeout: float | None = None) ->
 
     Works anywhere: in scripts, in a notebook cell (a stream not started yet runs on rxllm's
     background loop), inside another stream's callback. Ctrl-C cancels the request."""
-    return run_blocking(stream.pipe(ops_collect()), timeout=timeout)
+    pump = Pump()
+    result = consume(stream, scheduler=pump.scheduler)._wait(pump, timeout)
+    assert result is not None
+    return result
 
 
 # --- iteration -------------------------------------------------------------------------------

@@ -223,8 +223,11 @@ def test_fork_replays_finished_streams_and_refuses_running_ones() -> None:
             return rxllm.completion("mock", "m", messages=M, stream=True, **o)
         finished = mock(mock_response="done before")
         collect_sync(finished)
+        import threading
         running = mock(mock_response=" ".join(["w"] * 40), mock_delay=0.05)
-        running.subscribe(lambda c: None)
+        under_way = threading.Event()
+        running.subscribe(lambda c: under_way.set())
+        assert under_way.wait(10)
         pending = mock(mock_response="fresh in the child")
         pid = os.fork()
         if pid == 0:
