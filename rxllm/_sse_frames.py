@@ -50,9 +50,17 @@ class SSEFrames:
             chunk = replace(chunk, usage=None)
         roles = self._roles
         for choice in chunk.choices:
-            if choice.index not in roles or choice.delta.tool_calls:
-                chunk = replace(chunk, choices=[self._choice(c) for c in chunk.choices])
-                break
+            if choice.index in roles:  # not a first delta: is it a fragment without its type?
+                calls = choice.delta.tool_calls
+                if not calls:
+                    continue
+                for call in calls:
+                    if call.type is None and call.id is not None:
+                        break
+                else:
+                    continue
+            chunk = replace(chunk, choices=[self._choice(c) for c in chunk.choices])
+            break
         return b"data: " + _encode(chunk) + b"\n\n"
 
     def end(self) -> list[bytes]:
@@ -79,11 +87,16 @@ class SSEFrames:
             if delta.role is None:
                 delta = replace(delta, role="assistant")
         calls = delta.tool_calls
-        if calls and any(c.id is not None and c.type is None for c in calls):
-            opened = [_opened(c) if c.id is not None and c.type is None else c for c in calls]
-            delta = replace(delta, tool_calls=opened)
+        if calls:
+            for call in calls:
+                if call.type is None and call.id is not None:
+                    delta = replace(delta, tool_calls=[_typed(c) for c in calls])
+                    break
         return choice if delta is choice.delta else replace(choice, delta=delta)
 
 
-def _opened(call: ToolCallDelta) -> ToolCallDelta:
-    return replace(call, type="function")
+def _typed(call: ToolCallDelta) -> ToolCallDelta:
+    """An opening fragment (it has an id) with its type; other fragments as they are."""
+    if call.type is None and call.id is not None:
+        return replace(call, type="function")
+    return call
