@@ -471,3 +471,62 @@ def test_what_a_provider_module_leaves_out_is_written(bridge: BridgeServer) -> N
     assert final.usage is not None and final.usage.completion_tokens == 4
     assert shared.choices[0].delta.role is None  # the chunks themselves are left as they were
     assert opening.type is None
+
+
+def thinking(text: str) -> dict[str, Any]:
+    return {"thinking_blocks": [{"type": "thinking", "thinking": text, "signature": "sig"}]}
+
+
+def test_provider_fields_of_several_chunks_reach_the_sdk_once(bridge: BridgeServer) -> None:
+    """Two signed thinking blocks (Anthropic, interleaved thinking) come as two chunks with
+    ``provider_fields``: the SDK, which accumulates every delta key, raised on the second
+    list without ``index``. They arrive merged on the finish chunk, as rxllm merges them."""
+    bridge.chunks = [
+        chunk(Delta(role="assistant", reasoning_content="a")),
+        chunk(Delta(provider_fields=thinking("a"))),
+        chunk(Delta(reasoning_content="b")),
+        chunk(Delta(provider_fields=thinking("b"))),
+        chunk(Delta(content="answer")),
+        chunk(Delta(), finish="stop", usage=Usage(prompt_tokens=1, completion_tokens=2)),
+    ]
+    final = helper_sync(bridge.base, "m")
+    message = final.choices[0].message
+    assert message.content == "answer" and message.model_extra["reasoning_content"] == "ab"
+    blocks = message.model_extra["provider_fields"]["thinking_blocks"]
+    assert [block["thinking"] for block in blocks] == ["a", "b"]
+    expected = rxllm.streaming.collect_sync(reactivex.from_iterable(bridge.chunks), timeout=10)
+    assert expected.message is not None
+    assert message.model_extra["provider_fields"] == expected.message.provider_fields
+
+
+async def test_rxllm_reads_the_bridge_back_as_it_was(
+    server: ReplayServer, bridge: BridgeServer
+) -> None:
+    """rxllm's OpenAI module reading the bridge assembles the answer rxllm assembled from the
+    provider: thinking blocks, signature, text, usage."""
+    case = Case("anthropic/stream_thinking.sse", "anthropic", "claude-sonnet-4-5")
+    server.queue(Reply(body=fixture_bytes(case.fixture), piece=97))
+    original = await rxllm.streaming.collect(
+        await rxllm.acompletion(
+            case.provider,
+            case.model,
+            messages=QUESTION,
+            stream=True,
+            api_key=API_KEY,
+            api_base=server.base,
+        )
+    )
+    bridge.upstream = (case.provider, server.base)
+    server.queue(Reply(body=fixture_bytes(case.fixture), piece=97))
+    relayed = await rxllm.streaming.collect(
+        await rxllm.acompletion(
+            "openai",
+            case.model,
+            messages=QUESTION,
+            stream=True,
+            api_key="sk-bridge",
+            api_base=bridge.base,
+        )
+    )
+    assert relayed.message == original.message and relayed.usage == original.usage
+    assert original.message is not None and original.message.provider_fields
