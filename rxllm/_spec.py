@@ -181,7 +181,9 @@ class NamedDataEvents(DataEvents):
             events = self._events = []
             for block in self.blob[7:].split(self._SEPARATOR):
                 name, _, data = block.partition(b"\ndata: ")
-                events.append(SSEEvent(data, name.decode("utf-8", "replace"), last_id))
+                # "event: " with no name is the default type, as on every other path (WHATWG)
+                event = name.decode("utf-8", "replace") if name else "message"
+                events.append(SSEEvent(data, event, last_id))
         return events
 
     def __repr__(self) -> str:

@@ -19,7 +19,6 @@ import functools
 from collections.abc import AsyncIterator, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import msgspec
 import reactivex
 from reactivex import Observable, abc
 from reactivex import operators as rx_ops
@@ -28,7 +27,8 @@ from ._assemble import Assembler
 from ._assemble import extract_content as _chunk_text
 from ._flow import StreamIterator
 from ._places import Pump, recording
-from .errors import FanOutError, error_summary
+from ._sse_frames import SSEFrames
+from .errors import FanOutError
 from .ops import label
 from .stream import ChatStream, Piped
 from .types import ChatChunk, ChatResponse
@@ -257,31 +257,36 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 
-_encode = msgspec.json.Encoder().encode
-
 
 async def to_sse(stream: Observable[ChatChunk]) -> AsyncIterator[bytes]:
     """A stream as Server-Sent Events bytes, for any async web framework's streaming body.
 
     Each chunk becomes ``data: {chat.completion.chunk JSON}\n\n`` - OpenAI's chunk format
-    (plus rxllm's ``provider`` and ``source`` fields), which the ``openai`` SDK and any OpenAI
-    client parse - and a complete stream ends with ``data: [DONE]\n\n``. A failed stream ends
-    instead with ``event: error\ndata: {"error": <error_summary>}\n\n`` (no ``[DONE]``): the
-    summary names the error type, provider, model, status and code, never an API key, and the
-    ``openai`` SDK raises it as an ``APIError``. Chunks are pulled with backpressure; closing
-    the iterator (the HTTP client went away) disposes the subscription, which cancels the
-    upstream request if nobody else is subscribed.
+    (plus rxllm's ``provider`` and ``source`` fields), with every field the official SDKs rely
+    on (``delta.role`` first, ``tool_calls[].index``, ``type``; see :mod:`rxllm._sse_frames`)
+    - and a complete stream ends with its usage alone in a chunk with ``choices: []``, then
+    ``data: [DONE]\n\n``. A failed stream ends instead with ``event: error\ndata: {"error":
+    <error_summary>}\n\n`` (no ``[DONE]``): the summary names the error type, provider, model,
+    status and code, never an API key, and the ``openai`` SDK raises it as an ``APIError``
+    with its message. Chunks are pulled with backpressure; closing the iterator (the HTTP
+    client went away) disposes the subscription, which cancels the upstream request if nobody
+    else is subscribed.
     """
+    frames = SSEFrames()
     chunks = StreamIterator(stream)
     try:
         async for chunk in chunks:
-            yield b"data: " + _encode(chunk) + b"\n\n"
+            frame = frames.chunk(chunk)
+            if frame:
+                yield frame
     except Exception as error:
-        yield b"event: error\ndata: " + _encode({"error": error_summary(error)}) + b"\n\n"
+        for frame in frames.error(error):
+            yield frame
         return
     finally:
         chunks.close()
-    yield b"data: [DONE]\n\n"
+    for frame in frames.end():
+        yield frame
 
 
 async def sse_response(

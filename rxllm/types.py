@@ -104,7 +104,9 @@ class FunctionCallDelta(_Omit):
 class ToolCallDelta(_Omit):
     """A fragment of a streamed tool call; fragments with the same ``index`` belong together."""
 
-    index: Index = 0
+    # Always in the JSON, as OpenAI writes it (the openai SDK indexes with it): omit_defaults
+    # never leaves out a field whose default comes from a factory.
+    index: Index = msgspec.field(default_factory=int)
     id: str | None = None
     type: str | None = None
     function: FunctionCallDelta | None = None

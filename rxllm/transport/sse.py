@@ -22,7 +22,9 @@ be left); when every event is ``event: <name>`` plus one ``data:`` line (Anthrop
 regular-expression substitution does the same; other shapes take the
 block-by-block path, and blocks other than one ``data:`` line the line-by-line path. Bytes
 after the last event boundary are kept as a list of pieces and joined only once a boundary
-arrives, so a large event trickled byte by byte costs linear, not quadratic, time.
+arrives, so a large event trickled byte by byte costs linear, not quadratic, time. Every path
+gives exactly the events of the field-by-field reference path (``_by_fields``), however the
+bytes are cut: tests/test_sse_equivalence.py checks it against the WHATWG rules.
 """
 
 from __future__ import annotations
@@ -104,11 +106,17 @@ class SSEDecoder:
         end = buf.rfind(b"\n\n")
         if end + 2 < len(buf):
             self._hold(buf[end + 2 :])
-        complete = buf[:end]
-        # Bulk paths. Every event one "data: " line (the usual LLM stream): joining the payloads
-        # removes every separator "\n\ndata: ", and no newline may be left. Every event an
-        # "event: <name>" line then one "data: " line (Anthropic): the first block's second
-        # line is data, joining removes every "\n\nevent: <name>\ndata: ", no newline left.
+        return self._dispatch(buf[:end])
+
+    def _dispatch(self, complete: bytes) -> Sequence[SSEEvent]:
+        """The events of ``complete`` (whole blocks, LF line ends), in bulk when the read has
+        one of the two usual shapes, else block by block.
+
+        Every event one ``data: `` line (the usual LLM stream): joining the payloads removes
+        every separator ``\\n\\ndata: ``, and no newline may be left. Every event an ``event:
+        <name>`` line then one ``data: `` line (Anthropic): the first block's second line is
+        data, joining removes every ``\\n\\nevent: <name>\\ndata: ``, no newline left.
+        """
         if complete.startswith(b"data: "):
             payloads = complete[6:].replace(b"\n\ndata: ", b",")
             if b"\n" not in payloads:
@@ -119,10 +127,13 @@ class SSEDecoder:
                 payloads = _BETWEEN_NAMED.sub(b",", complete[first + 7 :])
                 if b"\n" not in payloads:
                     return NamedDataEvents(complete, payloads, self.last_event_id)
-        blocks = complete.split(b"\n\n")
+        return self._blocks(complete)
+
+    def _blocks(self, complete: bytes) -> list[SSEEvent]:
+        """Block by block; a block of one ``data: `` line skips the field-by-field parser."""
         events: list[SSEEvent] = []
         append = events.append
-        for block in blocks:
+        for block in complete.split(b"\n\n"):
             if block.startswith(b"data: ") and b"\n" not in block:
                 append(SSEEvent(block[6:], "message", self.last_event_id))
             elif block:
@@ -130,6 +141,12 @@ class SSEDecoder:
                 if event is not None:
                     append(event)
         return events
+
+    def _by_fields(self, complete: bytes) -> list[SSEEvent]:
+        """The reference path: every block through the field-by-field parser. The bulk and
+        block paths must give exactly its events (tests/test_sse_equivalence.py)."""
+        events = (self._parse_block(block) for block in complete.split(b"\n\n") if block)
+        return [event for event in events if event is not None]
 
     def close(self) -> list[SSEEvent]:
         """End of body: dispatch a last event that had no blank line after it, if any."""
