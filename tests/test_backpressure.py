@@ -91,3 +91,32 @@ def test_slow_sync_subscriber_holds_the_server_back(server: ReplayServer, openai
     release.set()
     assert done.wait(30)
     assert received == [f"{i:06d}" for i in range(CHUNKS)]
+
+
+async def test_slow_async_consumer_on_another_loop_holds_the_server_back(
+    server: ReplayServer, openai_base: str
+) -> None:
+    # The I/O runs on rxllm's background loop, the consumer here: chunks cross threads one read
+    # at a time, and the consumer's hold travels back with them.
+    body = large_body()
+    server.queue(Reply(body=body, piece=64 * 1024, report_blocking=True))
+    stream = chat(openai_base)
+    stream.bind(rxllm._loop.background_loop())
+    received: list[str] = []
+    tracemalloc.start()
+    try:
+        async for text in iterate(stream.pipe(ops.extract_content())):
+            received.append(text[:6])
+            if len(received) == 10:  # the consumer is busy for a long while
+                before = tracemalloc.get_traced_memory()[0]
+                stalled_at = await asyncio.to_thread(wait_until_server_is_held_back, server)
+                # Held for good, not for a moment: in a second the server would send it all.
+                assert not await asyncio.to_thread(server.completed.wait, 1.0)
+                growth = tracemalloc.get_traced_memory()[0] - before
+                assert not server.completed.is_set(), "the server wrote everything"
+                assert stalled_at < len(body) - 4 * 1024 * 1024
+                assert growth < 4 * 1024 * 1024, f"memory grew by {growth} bytes while blocked"
+    finally:
+        tracemalloc.stop()
+    assert received == [f"{i:06d}" for i in range(CHUNKS)]
+    assert server.completed.wait(10)

@@ -337,3 +337,49 @@ def test_replay_off_keeps_the_partial_answer_for_errors() -> None:
     with pytest.raises(errors.ServiceUnavailableError) as caught:
         collect_sync(chat, timeout=10)
     assert caught.value.partial_text == "a b"
+
+
+def test_a_running_stream_whose_loop_stopped_fails_at_once() -> None:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        chat = mock(" ".join(["w"] * 100), mock_delay=0.05)
+        chat.bind(loop)
+        first = threading.Event()
+        chat.subscribe(lambda _: first.set())
+        assert first.wait(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        started = time.monotonic()
+        with pytest.raises(errors.StreamCancelledError, match="stopped or closed"):
+            collect_sync(chat, timeout=10)
+        assert time.monotonic() - started < 1
+    finally:
+        loop.call_soon(loop.stop)
+        loop.run_forever()  # let the stream's task end, then close cleanly
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+
+
+def test_ctrl_c_at_exit_cancels_the_streams_it_waits_for() -> None:
+    done = run_script(
+        """
+        import os, signal, threading
+        import rxllm
+        chat = rxllm.completion("mock", "m", messages=[{"role": "user", "content": "x"}],
+                                stream=True, mock_response=" ".join(["w"] * 400),
+                                mock_delay=0.05)
+        first = threading.Event()
+        chat.subscribe(lambda _: first.set())
+        threading.Thread(
+            target=lambda: first.wait(10) and os.kill(os.getpid(), signal.SIGINT), daemon=True
+        ).start()
+        print("end of script", flush=True)
+        """,
+        timeout=15,  # the whole answer would take 20 s
+    )
+    assert done.stdout == "end of script\n"
+    assert "Traceback" not in done.stderr, done.stderr
