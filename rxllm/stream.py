@@ -335,15 +335,24 @@ class ChatStream(Observable[ChatChunk]):
 
     def _replay_finished(self, observer: abc.ObserverBase[ChatChunk]) -> None:
         """A finished stream's whole sequence and termination, on the calling thread."""
+        if self._replay_to(observer):
+            self._end_finished(observer)
+
+    def _replay_to(self, observer: abc.ObserverBase[ChatChunk]) -> bool:
+        """Hand ``observer`` every chunk kept so far. False when it cannot have them (replay is
+        off and chunks went by) or its callback raised: it has had its ``on_error`` then."""
         if not self._replay and self._emitted:
             self._safely(observer.on_error, self._replay_unavailable())
-            return
+            return False
         try:
             for chunk in self._chunks:
                 observer.on_next(chunk)
         except Exception as exc:
             self._safely(observer.on_error, exc)
-            return
+            return False
+        return True
+
+    def _end_finished(self, observer: abc.ObserverBase[ChatChunk]) -> None:
         if self._state == _COMPLETED:
             self._safely(observer.on_completed)
         else:
@@ -362,21 +371,11 @@ class ChatStream(Observable[ChatChunk]):
         )
 
     def _attach(self, observer: abc.ObserverBase[ChatChunk]) -> None:
-        if not self._replay and self._emitted:
-            self._safely(observer.on_error, self._replay_unavailable())
-            return
-        try:
-            for chunk in self._chunks:
-                observer.on_next(chunk)
-        except Exception as exc:
-            self._safely(observer.on_error, exc)
+        if not self._replay_to(observer):
             return
         state = self._state
-        if state == _COMPLETED:
-            self._safely(observer.on_completed)
-        elif state >= _FAILED:
-            assert self._error is not None
-            self._safely(observer.on_error, self._error.with_traceback(self._error_tb))
+        if state >= _COMPLETED:
+            self._end_finished(observer)
         else:
             self._observers = (*self._observers, observer)
             if state == _PENDING:

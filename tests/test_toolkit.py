@@ -316,20 +316,25 @@ def test_plain_for_in_a_script(server: ReplayServer, openai_base: str) -> None:
     assert "".join(iterate(chat(openai_base).pipe(ops.extract_content()))) == TEXT
 
 
+async def acompletion_stream(base: str) -> rxllm.ChatStream:
+    """A stream made by ``acompletion``: bound to the running loop, not started."""
+    return await rxllm.acompletion(
+        "openai",
+        "gpt-4o",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        api_key=API_KEY,
+        api_base=base,
+    )
+
+
 async def test_plain_for_inside_asyncio_runs_a_stream_not_started_elsewhere(
     server: ReplayServer, openai_base: str
 ) -> None:
     # The loop acompletion bound it to would be blocked by the `for`: it runs on the
     # background loop instead, and the `for` runs its callbacks here.
     server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse")))
-    stream = await rxllm.acompletion(
-        "openai",
-        "gpt-4o",
-        messages=[{"role": "user", "content": "hi"}],
-        stream=True,
-        api_key=API_KEY,
-        api_base=openai_base,
-    )
+    stream = await acompletion_stream(openai_base)
     assert "".join(rxllm.streaming.extract_content(c) or "" for c in iterate(stream))
     assert stream.loop is not asyncio.get_running_loop()
 
@@ -338,14 +343,7 @@ async def test_plain_for_inside_asyncio_is_refused_at_once_when_it_would_deadloc
     server: ReplayServer, openai_base: str
 ) -> None:
     server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse"), piece=100, delay=0.05))
-    stream = await rxllm.acompletion(
-        "openai",
-        "gpt-4o",
-        messages=[{"role": "user", "content": "hi"}],
-        stream=True,
-        api_key=API_KEY,
-        api_base=openai_base,
-    )
+    stream = await acompletion_stream(openai_base)
     handle = rxllm.streaming.consume(stream)
     async for _ in stream:  # under way on this loop now
         break

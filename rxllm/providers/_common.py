@@ -7,12 +7,12 @@ import datetime
 import email.utils
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
-from ..errors import BadRequestError, UnsupportedParamsError
+from ..errors import BadRequestError, LLMError, MalformedResponseError, UnsupportedParamsError
 from ..types import ToolCall
 
 __all__ = [
@@ -124,3 +124,24 @@ def tool_arguments(call: ToolCall) -> Any:
         raise BadRequestError(
             f"tool call {call.id} has arguments that are not JSON: {arguments[:80]!r}"
         ) from None
+
+
+def frame_error(
+    data: bytes,
+    decode_error: Callable[[bytes], object],
+    error_from_body: Callable[..., LLMError],
+    *,
+    provider: str,
+    model: str,
+) -> LLMError:
+    """A stream frame that is no chunk: the provider's (or a gateway's) error when it decodes as
+    an error body, else a malformed frame."""
+    try:
+        decode_error(data)
+    except (msgspec.DecodeError, RecursionError):
+        return MalformedResponseError(
+            f"unparseable stream frame: {body_snippet(data, 120)!r}",
+            provider=provider,
+            model=model,
+        )
+    return error_from_body(None, data, {}, provider=provider, model=model)

@@ -58,6 +58,7 @@ from ._common import (
     body_snippet,
     check_known_params,
     data_url,
+    frame_error,
     request_id_from,
     retry_after_from,
     tool_arguments,
@@ -353,15 +354,9 @@ class AnthropicStreamParser(EventParser):
         """A frame that is no Anthropic event: a gateway's ``{"error": {...}}`` (LiteLLM's
         proxy ends a ``/v1/messages`` stream so when its upstream fails) is that error; anything
         else is malformed."""
-        try:
-            _decode_error(data)
-        except (msgspec.DecodeError, RecursionError):
-            return MalformedResponseError(
-                f"unparseable stream frame: {body_snippet(data, 120)!r}",
-                provider=self._name,
-                model=self._requested,
-            )
-        return error_from_body(None, data, {}, provider=self._name, model=self._requested)
+        return frame_error(
+            data, _decode_error, error_from_body, provider=self._name, model=self._requested
+        )
 
     def _on_event(self, ev: _Event) -> ChatChunk | None:
         kind = ev.type

@@ -38,7 +38,13 @@ from ..errors import (
     status_from_code,
 )
 from ..types import ChatChunk, ChatResponse, EmbeddingResponse, Message
-from ._common import body_snippet, check_known_params, request_id_from, retry_after_from
+from ._common import (
+    body_snippet,
+    check_known_params,
+    frame_error,
+    request_id_from,
+    retry_after_from,
+)
 
 __all__ = [
     "CHAT_PARAMS",
@@ -339,15 +345,9 @@ class OpenAIStreamParser(EventParser):
 
     def not_a_chunk(self, data: bytes) -> LLMError:
         """An ``{"error": ...}`` frame is the provider's error; anything else is malformed."""
-        try:
-            _decode_error(data)
-        except (msgspec.DecodeError, RecursionError):
-            return MalformedResponseError(
-                f"unparseable stream frame: {body_snippet(data, 120)!r}",
-                provider=self._name,
-                model=self._model,
-            )
-        return error_from_body(None, data, {}, provider=self._name, model=self._model)
+        return frame_error(
+            data, _decode_error, error_from_body, provider=self._name, model=self._model
+        )
 
 
 def _rename(params: dict[str, Any], renames: Mapping[str, str]) -> dict[str, Any]:
