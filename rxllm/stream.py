@@ -255,9 +255,8 @@ class ChatStream(Observable[ChatChunk]):
     ) -> abc.DisposableBase:
         place = subscriber_place(scheduler)
         record(self)
-        if self._state >= _COMPLETED:  # finished: replay here and now, whatever loop it had
-            self._replay_finished(observer)
-            return Disposable()
+        if self._state >= _COMPLETED:  # finished: replayed where the subscriber lives, no loop
+            return self._replay_finished_at(place, observer)
         loop = self._loop_for(place)
         if isinstance(loop, LLMError):
             observer.on_error(_add_context(loop, self._call, self.request_id))
@@ -333,6 +332,32 @@ class ChatStream(Observable[ChatChunk]):
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._detach, observer)
 
+    def _replay_finished_at(
+        self, place: Place, observer: abc.ObserverBase[ChatChunk]
+    ) -> abc.DisposableBase:
+        """A finished stream's whole sequence and termination: right here when this thread is
+        the subscriber's place, else handed to that place (whatever loop the stream had)."""
+        if place.is_current():
+            self._replay_finished(observer)
+            return Disposable()
+        remote = _Remote(observer, place)
+        place.retain()
+
+        def replay() -> None:
+            try:
+                if not remote.closed:
+                    self._replay_finished(observer)
+            finally:
+                remote.release()
+
+        if not place.post(replay, remote):
+            remote.release()
+
+        def dispose() -> None:
+            remote.closed = True
+
+        return Disposable(dispose)
+
     def _replay_finished(self, observer: abc.ObserverBase[ChatChunk]) -> None:
         """A finished stream's whole sequence and termination, on the calling thread."""
         if self._replay_to(observer):
@@ -347,8 +372,10 @@ class ChatStream(Observable[ChatChunk]):
         try:
             for chunk in self._chunks:
                 observer.on_next(chunk)
-        except Exception as exc:
-            self._safely(observer.on_error, exc)
+        except BaseException as exc:
+            self._safely(
+                observer.on_error, exc if isinstance(exc, Exception) else _callback_raised(exc)
+            )
             return False
         return True
 

@@ -311,14 +311,15 @@ def test_ctrl_c_in_a_blocking_helper_cancels_the_request() -> None:
 # --- replay=False ----------------------------------------------------------------------------------
 
 
-def test_replay_off_serves_every_current_subscriber_and_refuses_late_ones() -> None:
+async def test_replay_off_serves_every_current_subscriber_and_refuses_late_ones() -> None:
     chat = rxllm.completion(
         "mock", "m", messages=MESSAGES, stream=True, mock_response="a b c d", replay=False
     )
-    early = rxllm.streaming.consume(chat)
-    assert collect_sync(chat, timeout=10).text == "a b c d"  # both before the first chunk
-    assert early.wait(10) is not None
+    first, second = rxllm.streaming.consume(chat), rxllm.streaming.consume(chat)
+    assert (await first).text == (await second).text == "a b c d"  # type: ignore[union-attr]
     assert len(list(chat._chunks)) == 0  # nothing kept
+    with pytest.raises(errors.ReplayUnavailableError, match="replay=False"):
+        await collect(chat)
     with pytest.raises(errors.ReplayUnavailableError, match="replay=False"):
         collect_sync(chat, timeout=10)
 
