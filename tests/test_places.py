@@ -362,6 +362,7 @@ def test_a_running_stream_whose_loop_stopped_fails_at_once() -> None:
         for task in asyncio.all_tasks(loop):
             task.cancel()
         loop.run_until_complete(asyncio.sleep(0))
+        loop.run_until_complete(loop.shutdown_asyncgens())  # closes rxllm's session there
         loop.close()
 
 
