@@ -10,11 +10,10 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import os
-from typing import cast
 
 import msgspec
 
-from .._spec import Provider
+from .._provider import Provider
 from ..errors import ConfigurationError
 
 __all__ = [
@@ -227,8 +226,13 @@ def get_provider(name: str) -> Provider:
     if provider is None:
         info = provider_info(name)
         module = importlib.import_module(info.module)
-        provider = cast(Provider, module.PROVIDER)
-        _loaded[name] = provider
+        found = getattr(module, "PROVIDER", None)
+        if not isinstance(found, Provider):
+            raise ConfigurationError(
+                f"{info.module}.PROVIDER does not implement rxllm's provider protocol "
+                f"(rxllm._provider.Provider): {found!r}"
+            )
+        provider = _loaded[name] = found
     return provider
 
 

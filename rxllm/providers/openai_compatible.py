@@ -21,12 +21,13 @@ answers (its 400 becomes a typed ``BadRequestError``), and ``drop_params`` has n
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import msgspec
 
-from .._spec import Call, ChatCall, SSEEvent
+from .._events import SSEEvent, StreamEvents
+from .._provider import Call, ChatCall
 from ..errors import LLMError
 from ..types import (
     ChatChunk,
@@ -367,9 +368,9 @@ class CompatibleStreamParser(OpenAIStreamParser):
         self.reader = reader or WireReader(name)
         self.markers = markers
 
-    def each(self, events: Sequence[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+    def each(self, events: StreamEvents) -> tuple[list[ChatChunk], LLMError | None]:
         chunks: list[ChatChunk] = []
-        for event in events:
+        for event in cast("list[SSEEvent]", events):
             data = event.data
             try:
                 wire = _decode_wire(data)
