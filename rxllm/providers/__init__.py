@@ -24,6 +24,7 @@ __all__ = [
     "infer_provider",
     "list_providers",
     "provider_info",
+    "register_provider",
     "resolve_model",
     "split_model",
     "supports_embeddings",
@@ -31,6 +32,7 @@ __all__ = [
     "supports_streaming",
     "supports_tools",
     "supports_vision",
+    "unregister_provider",
 ]
 
 
@@ -183,6 +185,21 @@ _REGISTRY: dict[str, ProviderInfo] = {
 }
 
 _loaded: dict[str, Provider] = {}
+
+
+def register_provider(info: ProviderInfo) -> None:
+    """Add a provider: ``info.module`` exposes ``PROVIDER`` (imported on first use, as for the
+    built-ins). A name already registered is refused."""
+    if info.name in _REGISTRY:
+        raise ConfigurationError(f"a provider named {info.name!r} is already registered")
+    _REGISTRY[info.name] = info
+
+
+def unregister_provider(name: str) -> None:
+    """Remove a provider added with :func:`register_provider` (or any other)."""
+    provider_info(name)
+    del _REGISTRY[name]
+    _loaded.pop(name, None)
 
 
 def list_providers() -> list[str]:

@@ -22,7 +22,7 @@ answers (its 400 becomes a typed ``BadRequestError``), and ``drop_params`` has n
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
@@ -46,20 +46,26 @@ from ..types import (
     Usage,
 )
 from .openai import (
+    CHAT_PARAMS,
     OpenAIProvider,
     OpenAIStreamParser,
     error_from_body,
     normalise_finish,
 )
 
+if TYPE_CHECKING:
+    from . import ProviderInfo
+
 __all__ = [
     "PROVIDER",
+    "TOOL_PARAMS",
     "CompatibleProvider",
     "CompatibleStreamParser",
     "GenericProvider",
     "WireChoice",
     "WireReader",
     "compatible_error",
+    "compatible_provider",
     "split_content",
 ]
 
@@ -443,3 +449,21 @@ class GenericProvider(CompatibleProvider):
 
 
 PROVIDER = GenericProvider("openai_compatible", option_names=frozenset(), base_required=True)
+
+
+#: Parameters that ask for tool calls: not taken by a server whose row does not declare tools.
+TOOL_PARAMS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
+
+
+def compatible_provider(info: ProviderInfo, **settings: Any) -> CompatibleProvider:
+    """The provider of an OpenAI-compatible server, from its registry row: a plug-in module is
+    ``ROW = ProviderInfo(...)`` and ``PROVIDER = compatible_provider(ROW)``. The row's declared
+    capabilities decide what it takes (no ``tools`` unless ``info.tools``), a row with no
+    ``default_api_base`` requires one per call, and ``settings`` go to
+    :class:`CompatibleProvider` (``params``, ``renames``, ``option_names``...)."""
+    params = settings.pop("params", CHAT_PARAMS)
+    settings.setdefault("option_names", frozenset())
+    settings.setdefault("base_required", not info.default_api_base)
+    return CompatibleProvider(
+        info.name, params=params if info.tools else params - TOOL_PARAMS, **settings
+    )
