@@ -357,3 +357,14 @@ def test_the_suite_covers_every_registered_provider() -> None:
     assert all(
         isinstance(providers.get_provider(n), OpenAIProvider) for n in WIRE_NAMES if n not in CASES
     )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fast_path_markers_cover_what_the_reader_keeps(name: str) -> None:
+    """A read holding a field the reader keeps must skip the fast path (which would lose it)."""
+    provider = providers.get_provider(name)
+    markers = getattr(provider, "markers", ())
+    for kept in getattr(provider, "keep", ()):
+        assert b'"%s"' % kept.encode() in markers
+    for member, value in getattr(provider, "keep_when", ()):
+        assert b'"%s":%s' % (member.encode(), json.dumps(value).encode()) in markers

@@ -28,7 +28,6 @@ from ..errors import LLMError
 from ..types import ChatChunk
 from .openai import CHAT_PARAMS, EMBEDDING_PARAMS, OpenAIStreamParser
 from .openai_compatible import (
-    MARKERS,
     CompatibleProvider,
     CompatibleStreamParser,
     WireChoice,
@@ -71,7 +70,7 @@ class _AzureStreamParser(CompatibleStreamParser):
 
 
 class AzureProvider(CompatibleProvider):
-    markers = (*MARKERS, b'"filtered":true', b'"filtered": true')
+    keep_when = (("filtered", True),)
 
     def reader(self) -> WireReader:
         return _FilterReader(self.name, self.keep)

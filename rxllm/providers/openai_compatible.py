@@ -21,6 +21,7 @@ answers (its 400 becomes a typed ``BadRequestError``), and ``drop_params`` has n
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
@@ -66,6 +67,7 @@ __all__ = [
     "WireReader",
     "compatible_error",
     "compatible_provider",
+    "markers_for",
     "split_content",
 ]
 
@@ -176,6 +178,18 @@ def compatible_error(
 #: Markers of a dialect ``ChatChunk`` would silently lose (see the module docstring). Quoted
 #: keys cannot occur inside JSON string values (their quotes would be escaped there).
 MARKERS: tuple[bytes, ...] = (b'"reasoning"', b'"error"', b'"tool_calls"', b'_cache_hit_tokens"')
+
+
+def markers_for(
+    keep: frozenset[str] = frozenset(), keep_when: tuple[tuple[str, object], ...] = ()
+) -> tuple[bytes, ...]:
+    """:data:`MARKERS`, the quoted name of every field kept, and every member that makes data
+    kept as JSON writes it, with and without a space after the colon."""
+    found = [*MARKERS, *(b'"%s"' % name.encode() for name in sorted(keep))]
+    for name, value in keep_when:
+        member, encoded = b'"%s":' % name.encode(), _encode(value)
+        found += [member + encoded, member + b" " + encoded]
+    return tuple(dict.fromkeys(found))
 
 
 def _text_of(value: str | list[_Part] | None) -> str:
@@ -404,8 +418,16 @@ class CompatibleProvider(OpenAIProvider):
 
     #: Fields of the wire kept in ``provider_fields`` (see :class:`WireReader`).
     keep: frozenset[str] = frozenset()
-    #: Byte markers of reads that need the wire structs (see :data:`MARKERS`).
-    markers: tuple[bytes, ...] = MARKERS
+    #: JSON members ``(name, value)`` whose presence makes the reader keep choice-level data
+    #: (:meth:`WireReader.choice_fields`; Azure's ``"filtered": true``).
+    keep_when: tuple[tuple[str, object], ...] = ()
+
+    @functools.cached_property
+    def markers(self) -> tuple[bytes, ...]:
+        """Byte markers of reads that need the wire structs: :data:`MARKERS` and what
+        :attr:`keep` and :attr:`keep_when` declare (derived, so they cannot drift apart)."""
+        return markers_for(self.keep, self.keep_when)
+
     #: Forward every parameter unchecked (a generic server: it validates them itself).
     passthrough: bool = False
 
