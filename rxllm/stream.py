@@ -41,6 +41,7 @@ from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.internal.exceptions import SequenceContainsNoElementsError
 
 from . import transport
+from ._events import StreamDecoder
 from ._flow import StreamIterator, _holds, producer_holds, wait_holds
 from ._loop import background_loop, running_loop
 from ._places import (
@@ -55,8 +56,9 @@ from ._places import (
     record,
     subscriber_place,
 )
+from ._provider import Call, ChatCall, Provider
 from ._replay import NoReplay, Replay
-from ._spec import Call, ChatCall, HttpRequest, Provider
+from ._wire import HttpRequest, body_snippet, request_id_from
 from .errors import (
     LLMError,
     MalformedResponseError,
@@ -65,7 +67,6 @@ from .errors import (
     StreamCancelledError,
     WouldBlockError,
 )
-from .providers._common import body_snippet, request_id_from
 from .types import ChatChunk, ChatResponse
 
 __all__ = ["ChatStream", "Piped", "fetch", "fetch_response", "run_blocking"]
@@ -134,32 +135,32 @@ async def fetch_response(call: ChatCall, provider: Provider, request: HttpReques
     )
 
 
-_STREAM_TYPES = {"sse": "text/event-stream", "ndjson": "application/x-ndjson"}
-
-
-def _is_stream(media_type: str, stream_format: str) -> bool:
+def _is_stream(media_type: str, decoder: StreamDecoder) -> bool:
     """Whether a 2xx answer to a stream request may be the stream. An HTML page (a proxy's, a
     captive portal's) never is; a JSON document is not an SSE stream (it is an error object,
     or a server that ignored ``stream``). Anything else - missing, ``text/plain``,
     ``application/octet-stream`` - is given to the decoder, which ends honestly either way."""
     if media_type == "text/html":
         return False
-    return stream_format != "sse" or not (
+    return decoder.json_is_stream or not (
         media_type == "application/json" or media_type.endswith("+json")
     )
 
 
 def _not_a_stream(
-    response: aiohttp.ClientResponse, body: bytes, provider: Provider, call: ChatCall
+    response: aiohttp.ClientResponse,
+    body: bytes,
+    provider: Provider,
+    call: ChatCall,
+    decoder: StreamDecoder,
 ) -> LLMError:
     """The typed error for a 2xx answer that is not a stream: the provider's own error when the
     body is a JSON error object, else a malformed response naming what came instead."""
     media_type = response.content_type
     if "json" in media_type and b'"error"' in body:
         return provider.map_error(response.status, body, response.headers, call)
-    expected = _STREAM_TYPES.get(provider.stream_format, provider.stream_format)
     return MalformedResponseError(
-        f"expected a stream ({expected}), got {media_type}: {body_snippet(body, 200)!r}",
+        f"expected a stream ({decoder.media_type}), got {media_type}: {body_snippet(body, 200)!r}",
         status_code=response.status,
     )
 
@@ -598,13 +599,10 @@ class ChatStream(Observable[ChatChunk]):
             if response.status >= 300:
                 body = await transport.read_capped(response)
                 raise provider.map_error(response.status, body, response.headers, call)
-            if not _is_stream(response.content_type, provider.stream_format):
-                raise _not_a_stream(response, await transport.read_capped(response), provider, call)
-            decoder = (
-                transport.SSEDecoder()
-                if provider.stream_format == "sse"
-                else transport.NDJSONDecoder()
-            )
+            decoder = provider.decoder()
+            if not _is_stream(response.content_type, decoder):
+                body = await transport.read_capped(response)
+                raise _not_a_stream(response, body, provider, call, decoder)
             parser = provider.stream_parser(call)
             decode, parse = decoder.feed, parser.parse
             holds = producer_holds()

@@ -10,8 +10,8 @@ import pytest
 import rxllm
 from rxllm import errors
 from rxllm._api import prepare
+from rxllm._sse import SSEDecoder
 from rxllm.streaming import collect_sync
-from rxllm.transport.sse import SSEDecoder
 
 from .conftest import API_KEY, fixture_bytes
 from .server import ReplayServer, Reply

@@ -14,7 +14,7 @@ import pytest
 
 import rxllm
 from rxllm import errors, ops
-from rxllm._spec import LOOPBACK_SCHEME, HttpRequest, ScriptedReply
+from rxllm._wire import LOOPBACK_SCHEME, HttpRequest, ScriptedReply
 from rxllm.streaming import collect, collect_sync
 from rxllm.transport import loopback, send
 

@@ -90,7 +90,7 @@ def parsed(provider: str, model: str, body: bytes, options: dict[str, Any]) -> l
         api_base="http://127.0.0.1:9/v1",
         params=options,
     )
-    decoder = transport.SSEDecoder() if spec.stream_format == "sse" else transport.NDJSONDecoder()
+    decoder = spec.decoder()
     parser = spec.stream_parser(call)
     chunks: list[ChatChunk] = []
     for start in range(0, len(body), 97):

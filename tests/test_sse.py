@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxllm._spec import NamedDataEvents, SSEEvent
+from rxllm._events import NamedDataEvents, SSEEvent
+from rxllm._ndjson import NDJSONDecoder
+from rxllm._sse import SSEDecoder
 from rxllm.errors import MalformedResponseError
-from rxllm.transport.ndjson import NDJSONDecoder
-from rxllm.transport.sse import SSEDecoder
 
 from .conftest import FIXTURES
 

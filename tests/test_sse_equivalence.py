@@ -19,10 +19,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import rxllm
-from rxllm._spec import DataEvents, NamedDataEvents, SSEEvent
+from rxllm._events import DataEvents, NamedDataEvents, SSEEvent
+from rxllm._sse import SSEDecoder
 from rxllm.providers.openai import OpenAIStreamParser
 from rxllm.streaming import collect_sync
-from rxllm.transport.sse import SSEDecoder
 from rxllm.types import ChatChunk
 
 from .conftest import API_KEY, fixture_bytes

@@ -10,11 +10,10 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import os
-from typing import cast
 
 import msgspec
 
-from .._spec import Provider
+from .._provider import Provider
 from ..errors import ConfigurationError
 
 __all__ = [
@@ -25,6 +24,7 @@ __all__ = [
     "infer_provider",
     "list_providers",
     "provider_info",
+    "register_provider",
     "resolve_model",
     "split_model",
     "supports_embeddings",
@@ -32,6 +32,7 @@ __all__ = [
     "supports_streaming",
     "supports_tools",
     "supports_vision",
+    "unregister_provider",
 ]
 
 
@@ -186,6 +187,21 @@ _REGISTRY: dict[str, ProviderInfo] = {
 _loaded: dict[str, Provider] = {}
 
 
+def register_provider(info: ProviderInfo) -> None:
+    """Add a provider: ``info.module`` exposes ``PROVIDER`` (imported on first use, as for the
+    built-ins). A name already registered is refused."""
+    if info.name in _REGISTRY:
+        raise ConfigurationError(f"a provider named {info.name!r} is already registered")
+    _REGISTRY[info.name] = info
+
+
+def unregister_provider(name: str) -> None:
+    """Remove a provider added with :func:`register_provider` (or any other)."""
+    provider_info(name)
+    del _REGISTRY[name]
+    _loaded.pop(name, None)
+
+
 def list_providers() -> list[str]:
     """The names of every registered provider."""
     return sorted(_REGISTRY)
@@ -227,8 +243,13 @@ def get_provider(name: str) -> Provider:
     if provider is None:
         info = provider_info(name)
         module = importlib.import_module(info.module)
-        provider = cast(Provider, module.PROVIDER)
-        _loaded[name] = provider
+        found = getattr(module, "PROVIDER", None)
+        if not isinstance(found, Provider):
+            raise ConfigurationError(
+                f"{info.module}.PROVIDER does not implement rxllm's provider protocol "
+                f"(rxllm._provider.Provider): {found!r}"
+            )
+        provider = _loaded[name] = found
     return provider
 
 

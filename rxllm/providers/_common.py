@@ -1,17 +1,18 @@
 """Helpers every provider module shares: reading error responses and their headers, checking
-parameters, and the pieces of OpenAI-style messages each provider re-encodes."""
+parameters, and the pieces of OpenAI-style messages each provider re-encodes. (``header``,
+``request_id_from`` and ``body_snippet`` live in :mod:`rxllm._wire`, for the stream floor too.)"""
 
 from __future__ import annotations
 
 import datetime
 import email.utils
-import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
 
+from .._wire import body_snippet, header, request_id_from
 from ..errors import BadRequestError, LLMError, MalformedResponseError, UnsupportedParamsError
 from ..types import ToolCall
 
@@ -24,21 +25,6 @@ __all__ = [
     "retry_after_from",
     "tool_arguments",
 ]
-
-_TAGS = re.compile(rb"<[^>]+>")
-_SPACES = re.compile(rb"\s+")
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup that also works on plain dicts."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    lower = name.lower()
-    for key, value in headers.items():
-        if key.lower() == lower:
-            return value
-    return None
 
 
 def retry_after_from(headers: Mapping[str, str]) -> float | None:
@@ -74,17 +60,6 @@ def _seconds(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None  # NaN fails the comparison too
-
-
-def request_id_from(headers: Mapping[str, str]) -> str | None:
-    return header(headers, "x-request-id") or header(headers, "request-id")
-
-
-def body_snippet(body: bytes, limit: int = 300) -> str:
-    """A short readable form of a non-JSON error body (an HTML error page, say)."""
-    text = _SPACES.sub(b" ", _TAGS.sub(b" ", body)).strip()
-    snippet = text[:limit].decode("utf-8", "replace")
-    return snippet + ("..." if len(text) > limit else "")
 
 
 def check_known_params(

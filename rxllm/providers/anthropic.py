@@ -15,12 +15,15 @@ does not mind). ``message_stop`` is the end marker.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 
 import msgspec
 
-from .._spec import Call, ChatCall, EventParser, HttpRequest, NamedDataEvents, SSEEvent
+from .._events import NamedDataEvents, SSEEvent, StreamEvents
+from .._provider import Call, ChatCall, EventParser
+from .._sse import SSEDecoder
+from .._wire import HttpRequest
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -318,7 +321,7 @@ class AnthropicStreamParser(EventParser):
             choices=[StreamChoice(delta=delta, finish_reason=finish, native_finish_reason=native)],
         )
 
-    def parse(self, events: Sequence[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+    def parse(self, events: StreamEvents) -> tuple[list[ChatChunk], LLMError | None]:
         """A read of named events (the usual case) is decoded in one msgspec call; anything
         unusual in it - an ``error`` event, a frame that does not decode - is left to
         :meth:`feed`, event by event, so chunks before it still arrive and it fails alone."""
@@ -637,7 +640,6 @@ class AnthropicProvider:
     """The Messages API."""
 
     name = "anthropic"
-    stream_format: Literal["sse", "ndjson"] = "sse"
     option_names: frozenset[str] = frozenset()
 
     def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
@@ -709,6 +711,9 @@ class AnthropicProvider:
             usage=_usage(message.usage),
             provider=self.name,
         )
+
+    def decoder(self) -> SSEDecoder:
+        return SSEDecoder()
 
     def stream_parser(self, call: ChatCall) -> AnthropicStreamParser:
         return AnthropicStreamParser(self.name, call.model)

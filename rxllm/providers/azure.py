@@ -20,15 +20,14 @@ A prompt refused by the filter is HTTP 400 ``code: content_filter`` ->
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Sequence
 from typing import Any
 
-from .._spec import Call, ChatCall, EmbeddingCall, SSEEvent
+from .._events import StreamEvents
+from .._provider import Call, ChatCall, EmbeddingCall
 from ..errors import LLMError
 from ..types import ChatChunk
 from .openai import CHAT_PARAMS, EMBEDDING_PARAMS, OpenAIStreamParser
 from .openai_compatible import (
-    MARKERS,
     CompatibleProvider,
     CompatibleStreamParser,
     WireChoice,
@@ -63,7 +62,7 @@ class _AzureStreamParser(CompatibleStreamParser):
 
     __slots__ = ()
 
-    def parse(self, events: Sequence[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+    def parse(self, events: StreamEvents) -> tuple[list[ChatChunk], LLMError | None]:
         chunks, error = super().parse(events)
         if chunks and not chunks[0].id:
             chunks = [c for c in chunks if c.id or c.choices or c.usage is not None]
@@ -71,7 +70,7 @@ class _AzureStreamParser(CompatibleStreamParser):
 
 
 class AzureProvider(CompatibleProvider):
-    markers = (*MARKERS, b'"filtered":true', b'"filtered": true')
+    keep_when = (("filtered", True),)
 
     def reader(self) -> WireReader:
         return _FilterReader(self.name, self.keep)

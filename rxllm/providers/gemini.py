@@ -22,11 +22,14 @@ import mimetypes
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
-from .._spec import Call, ChatCall, EmbeddingCall, EventParser, HttpRequest, SSEEvent
+from .._events import SSEEvent
+from .._provider import Call, ChatCall, EmbeddingCall, EventParser
+from .._sse import SSEDecoder
+from .._wire import HttpRequest
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -679,7 +682,6 @@ class GeminiProvider:
     """The Gemini API (Google AI Studio keys)."""
 
     name = "gemini"
-    stream_format: Literal["sse", "ndjson"] = "sse"
     option_names: frozenset[str] = frozenset()
 
     def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
@@ -761,6 +763,9 @@ class GeminiProvider:
             usage=_usage(meta) if meta is not None else None,
             provider=self.name,
         )
+
+    def decoder(self) -> SSEDecoder:
+        return SSEDecoder()
 
     def stream_parser(self, call: ChatCall) -> GeminiStreamParser:
         return GeminiStreamParser(self.name, call.model)

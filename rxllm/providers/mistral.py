@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from .._spec import Call
+from .._provider import Call
 from ..errors import (
     ContextWindowExceededError,
     LLMError,

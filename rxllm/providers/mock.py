@@ -11,7 +11,7 @@ echoes the last user message. Options:
   ``mock_error_after`` - how many chunks arrive first (default 0: the request itself fails).
 
 This module only translates, like every provider: the request it builds is a
-:class:`~rxllm._spec.ScriptedReply` addressed to rxllm's loopback server
+:class:`~rxllm._wire.ScriptedReply` addressed to rxllm's loopback server
 (:mod:`rxllm.transport.loopback`), which plays it back over a real TCP connection. So the answer
 goes through the same decoder, parser and stream as a real provider's - hot, shared, lazy,
 replaying, cancellable - and its failures are real too: ``StreamTruncatedError`` cuts the
@@ -33,7 +33,9 @@ import msgspec
 
 from .. import errors
 from .._assemble import assemble
-from .._spec import Call, ChatCall, HttpRequest, ScriptedReply, SSEEvent
+from .._events import SSEEvent
+from .._provider import Call, ChatCall
+from .._wire import HttpRequest, ScriptedReply
 from ..errors import (
     APIConnectionError,
     APIStatusError,

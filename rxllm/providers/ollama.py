@@ -34,12 +34,15 @@ import datetime
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, cast
 
 import msgspec
 
 from .._assemble import assemble
-from .._spec import Call, ChatCall, EmbeddingCall, HttpRequest
+from .._events import StreamEvents
+from .._ndjson import NDJSONDecoder
+from .._provider import Call, ChatCall, EmbeddingCall
+from .._wire import HttpRequest
 from ..errors import (
     BadRequestError,
     InternalServerError,
@@ -194,13 +197,14 @@ class OllamaStreamParser:
         self._calls = 0
         self.done = False
 
-    def parse(self, events: list[bytes]) -> tuple[list[ChatChunk], LLMError | None]:
+    def parse(self, events: StreamEvents) -> tuple[list[ChatChunk], LLMError | None]:
         if not events:
             return [], None
+        raw = cast("list[bytes]", events)  # NDJSONDecoder's lines
         try:
-            lines = _decode_lines(b"[" + b",".join(events) + b"]")
+            lines = _decode_lines(b"[" + b",".join(raw) + b"]")
         except (msgspec.DecodeError, RecursionError):
-            return self._one_by_one(events)
+            return self._one_by_one(raw)
         return self._convert(lines)
 
     def _one_by_one(self, events: list[bytes]) -> tuple[list[ChatChunk], LLMError | None]:
@@ -391,7 +395,6 @@ def _error_from_body(
 
 class OllamaProvider:
     name = "ollama"
-    stream_format: Literal["sse", "ndjson"] = "ndjson"
     option_names: frozenset[str] = frozenset()
 
     def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
@@ -477,6 +480,9 @@ class OllamaProvider:
                 model=call.model,
             )
         return assemble(chunks)
+
+    def decoder(self) -> NDJSONDecoder:
+        return NDJSONDecoder()
 
     def stream_parser(self, call: ChatCall) -> OllamaStreamParser:
         return OllamaStreamParser(call.model)

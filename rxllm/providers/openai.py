@@ -10,13 +10,16 @@ their name, parameter sets and renames, and has hooks (``auth_headers``, ``url``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any, cast
 
 import msgspec
 
 from .. import errors
-from .._spec import Call, ChatCall, DataEvents, EmbeddingCall, EventParser, HttpRequest, SSEEvent
+from .._events import DataEvents, SSEEvent, StreamEvents
+from .._provider import Call, ChatCall, EmbeddingCall, EventParser
+from .._sse import SSEDecoder
+from .._wire import HttpRequest
 from ..errors import (
     APIStatusError,
     AuthenticationError,
@@ -278,15 +281,16 @@ class OpenAIStreamParser(EventParser):
         self._model = model
         self.done = False
 
-    def parse(self, events: Sequence[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+    def parse(self, events: StreamEvents) -> tuple[list[ChatChunk], LLMError | None]:
         if type(events) is DataEvents:
             payload, ends = events.json_array(b"[DONE]")
             if payload is None:
                 self.done = ends
                 return [], None
-        else:
-            ends = bool(events) and events[-1].data == b"[DONE]"
-            body = events[:-1] if ends else events
+        else:  # reads of other shapes (an event with an id or a name, a comment line)
+            sse = cast("list[SSEEvent]", events)
+            ends = bool(sse) and sse[-1].data == b"[DONE]"
+            body = sse[:-1] if ends else sse
             if len(body) < 2:
                 return self.each(events)
             payloads = [event.data for event in body if event.event == "message"]
@@ -312,7 +316,7 @@ class OpenAIStreamParser(EventParser):
         self.done = ends
         return chunks, None
 
-    def each(self, events: Sequence[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+    def each(self, events: StreamEvents) -> tuple[list[ChatChunk], LLMError | None]:
         """The events one by one (through :meth:`feed`)."""
         return EventParser.parse(self, events)
 
@@ -365,8 +369,6 @@ class OpenAIProvider:
     ``stream_options`` (servers that reject unknown fields must not get it);
     ``base_required`` refuses a call without ``api_base`` (no public default endpoint).
     """
-
-    stream_format: Literal["sse", "ndjson"] = "sse"
 
     def __init__(
         self,
@@ -473,6 +475,9 @@ class OpenAIProvider:
         response.provider = self.name
         normalise_finish(response.choices)
         return response
+
+    def decoder(self) -> SSEDecoder:
+        return SSEDecoder()
 
     def stream_parser(self, call: ChatCall) -> OpenAIStreamParser:
         return OpenAIStreamParser(self.name, call.model)

@@ -21,12 +21,14 @@ answers (its 400 becomes a typed ``BadRequestError``), and ``drop_params`` has n
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import functools
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 
-from .._spec import Call, ChatCall, SSEEvent
+from .._events import SSEEvent, StreamEvents
+from .._provider import Call, ChatCall
 from ..errors import LLMError
 from ..types import (
     ChatChunk,
@@ -45,20 +47,27 @@ from ..types import (
     Usage,
 )
 from .openai import (
+    CHAT_PARAMS,
     OpenAIProvider,
     OpenAIStreamParser,
     error_from_body,
     normalise_finish,
 )
 
+if TYPE_CHECKING:
+    from . import ProviderInfo
+
 __all__ = [
     "PROVIDER",
+    "TOOL_PARAMS",
     "CompatibleProvider",
     "CompatibleStreamParser",
     "GenericProvider",
     "WireChoice",
     "WireReader",
     "compatible_error",
+    "compatible_provider",
+    "markers_for",
     "split_content",
 ]
 
@@ -169,6 +178,18 @@ def compatible_error(
 #: Markers of a dialect ``ChatChunk`` would silently lose (see the module docstring). Quoted
 #: keys cannot occur inside JSON string values (their quotes would be escaped there).
 MARKERS: tuple[bytes, ...] = (b'"reasoning"', b'"error"', b'"tool_calls"', b'_cache_hit_tokens"')
+
+
+def markers_for(
+    keep: frozenset[str] = frozenset(), keep_when: tuple[tuple[str, object], ...] = ()
+) -> tuple[bytes, ...]:
+    """:data:`MARKERS`, the quoted name of every field kept, and every member that makes data
+    kept as JSON writes it, with and without a space after the colon."""
+    found = [*MARKERS, *(b'"%s"' % name.encode() for name in sorted(keep))]
+    for name, value in keep_when:
+        member, encoded = b'"%s":' % name.encode(), _encode(value)
+        found += [member + encoded, member + b" " + encoded]
+    return tuple(dict.fromkeys(found))
 
 
 def _text_of(value: str | list[_Part] | None) -> str:
@@ -367,9 +388,9 @@ class CompatibleStreamParser(OpenAIStreamParser):
         self.reader = reader or WireReader(name)
         self.markers = markers
 
-    def each(self, events: Sequence[SSEEvent]) -> tuple[list[ChatChunk], LLMError | None]:
+    def each(self, events: StreamEvents) -> tuple[list[ChatChunk], LLMError | None]:
         chunks: list[ChatChunk] = []
-        for event in events:
+        for event in cast("list[SSEEvent]", events):
             data = event.data
             try:
                 wire = _decode_wire(data)
@@ -397,8 +418,16 @@ class CompatibleProvider(OpenAIProvider):
 
     #: Fields of the wire kept in ``provider_fields`` (see :class:`WireReader`).
     keep: frozenset[str] = frozenset()
-    #: Byte markers of reads that need the wire structs (see :data:`MARKERS`).
-    markers: tuple[bytes, ...] = MARKERS
+    #: JSON members ``(name, value)`` whose presence makes the reader keep choice-level data
+    #: (:meth:`WireReader.choice_fields`; Azure's ``"filtered": true``).
+    keep_when: tuple[tuple[str, object], ...] = ()
+
+    @functools.cached_property
+    def markers(self) -> tuple[bytes, ...]:
+        """Byte markers of reads that need the wire structs: :data:`MARKERS` and what
+        :attr:`keep` and :attr:`keep_when` declare (derived, so they cannot drift apart)."""
+        return markers_for(self.keep, self.keep_when)
+
     #: Forward every parameter unchecked (a generic server: it validates them itself).
     passthrough: bool = False
 
@@ -442,3 +471,21 @@ class GenericProvider(CompatibleProvider):
 
 
 PROVIDER = GenericProvider("openai_compatible", option_names=frozenset(), base_required=True)
+
+
+#: Parameters that ask for tool calls: not taken by a server whose row does not declare tools.
+TOOL_PARAMS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
+
+
+def compatible_provider(info: ProviderInfo, **settings: Any) -> CompatibleProvider:
+    """The provider of an OpenAI-compatible server, from its registry row: a plug-in module is
+    ``ROW = ProviderInfo(...)`` and ``PROVIDER = compatible_provider(ROW)``. The row's declared
+    capabilities decide what it takes (no ``tools`` unless ``info.tools``), a row with no
+    ``default_api_base`` requires one per call, and ``settings`` go to
+    :class:`CompatibleProvider` (``params``, ``renames``, ``option_names``...)."""
+    params = settings.pop("params", CHAT_PARAMS)
+    settings.setdefault("option_names", frozenset())
+    settings.setdefault("base_required", not info.default_api_base)
+    return CompatibleProvider(
+        info.name, params=params if info.tools else params - TOOL_PARAMS, **settings
+    )

@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from .._spec import Call
+from .._provider import Call
 from ..errors import LLMError
 from ..types import Message
 from ._common import header

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp.http_exceptions import ContentEncodingError
 from yarl import URL
 
-from .._spec import LOOPBACK_SCHEME, HttpRequest
+from .._wire import LOOPBACK_SCHEME, HttpRequest
 from ..errors import (
     APIConnectionError,
     APITimeoutError,

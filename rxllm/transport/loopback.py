@@ -3,7 +3,7 @@
 A request whose URL starts with ``rxllm+loopback://`` is still sent for real - over TCP to
 127.0.0.1, through the same aiohttp session, decoders and stream machinery as any other - to a
 small aiohttp server started on rxllm's background loop on first use. Its body is a
-:class:`~rxllm._spec.ScriptedReply` (msgpack) and the server answers with exactly that: status,
+:class:`~rxllm._wire.ScriptedReply` (msgpack) and the server answers with exactly that: status,
 headers, the body piece by piece with pauses, or a connection cut mid-body or refused. So a
 provider module that simulates a provider (the mock) describes the wire and stays pure
 translation, while this floor does the serving. The server stops when the background loop does.
@@ -23,7 +23,7 @@ import msgspec
 from aiohttp import web
 
 from .. import _loop
-from .._spec import LOOPBACK_SCHEME, ScriptedReply
+from .._wire import LOOPBACK_SCHEME, ScriptedReply
 
 __all__ = ["LoopbackServer", "resolve", "server"]
 

@@ -7,13 +7,18 @@ returned: Ollama's own examples end that way, and a truncated line fails to pars
 
 from __future__ import annotations
 
-from ..errors import MalformedResponseError
-from .sse import DEFAULT_MAX_EVENT_BYTES
+from typing import ClassVar
+
+from ._sse import DEFAULT_MAX_EVENT_BYTES
+from .errors import MalformedResponseError
 
 __all__ = ["NDJSONDecoder"]
 
 
 class NDJSONDecoder:
+    media_type: ClassVar[str] = "application/x-ndjson"
+    json_is_stream: ClassVar[bool] = True
+
     __slots__ = ("_max", "_pending", "_pending_len")
 
     def __init__(self, max_line_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:

@@ -30,10 +30,10 @@ bytes are cut: tests/test_sse_equivalence.py checks it against the WHATWG rules.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from typing import ClassVar
 
-from .._spec import DataEvents, NamedDataEvents, SSEEvent
-from ..errors import MalformedResponseError
+from ._events import DataEvents, NamedDataEvents, SSEEvent
+from .errors import MalformedResponseError
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "SSEDecoder", "SSEEvent"]
 
@@ -45,6 +45,9 @@ _BETWEEN_NAMED = re.compile(rb"\n\nevent: [^\n]*\ndata: ")
 
 class SSEDecoder:
     """Turns ``text/event-stream`` bytes into :class:`SSEEvent` s, one read at a time."""
+
+    media_type: ClassVar[str] = "text/event-stream"
+    json_is_stream: ClassVar[bool] = False
 
     __slots__ = (
         "_head",
@@ -67,7 +70,7 @@ class SSEDecoder:
         self.last_event_id: str | None = None
         self.retry: int | None = None
 
-    def feed(self, chunk: bytes) -> Sequence[SSEEvent]:
+    def feed(self, chunk: bytes) -> DataEvents | list[SSEEvent]:
         """Add the next bytes of the body; return the events they complete."""
         if not self._started:
             chunk = self._head + chunk
@@ -108,7 +111,7 @@ class SSEDecoder:
             self._hold(buf[end + 2 :])
         return self._dispatch(buf[:end])
 
-    def _dispatch(self, complete: bytes) -> Sequence[SSEEvent]:
+    def _dispatch(self, complete: bytes) -> DataEvents | list[SSEEvent]:
         """The events of ``complete`` (whole blocks, LF line ends), in bulk when the read has
         one of the two usual shapes, else block by block.
 
