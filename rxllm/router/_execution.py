@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import msgspec
 
-from .._api import prepare
+from .._api import chat_call
 from .._spec import ChatCall, HttpRequest, Provider, masked_url
 from ..errors import (
     APITimeoutError,
@@ -247,21 +247,8 @@ class Execution:
         return pick
 
     def _prepare(self, group: Group, deployment: Deployment) -> Pick:
-        settings = deployment.settings
-        call, provider, request = prepare(
-            deployment.provider,
-            deployment.model,
-            messages=self._messages,
-            stream=self._stream,
-            api_key=deployment.api_key,
-            api_base=deployment.api_base,
-            timeout=settings.get("timeout", group.timeout),
-            drop_params=settings.get("drop_params", False),
-            extra_headers=settings.get("extra_headers"),
-            extra_body=settings.get("extra_body"),
-            params={**deployment.defaults, **self._params},
-            verify=settings.get("verify", True),
-        )
+        options = deployment.call_options(group.timeout, self._params)
+        call, provider, request = chat_call(options, self._messages, self._stream)
         return Pick(group, deployment, call, provider, request)
 
     def _estimate(self) -> int:

@@ -19,15 +19,7 @@ from .._api import DEFAULT_TIMEOUT, MessageLike, _messages
 from .._loop import run_sync
 from ..errors import ConfigurationError
 from ..types import ChatResponse
-from ._config import (
-    STRATEGIES,
-    Deployment,
-    Route,
-    RouteConfig,
-    check_names,
-    describe,
-    make_deployment,
-)
+from ._config import Deployment, Route, RouteConfig, describe, make_config, make_deployment
 from ._execution import Attempt, Execution, FetchSender, Group, Plan
 from ._stream import RouterStream
 
@@ -218,73 +210,21 @@ class Router:
         ``context_window_fallbacks`` those to try when the prompt is too long for it. They
         may be registered later; they must exist when a request is made.
         """
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"a configuration name is a non-empty string, not {name!r}")
-        where = f"router configuration {name!r}"
-        if strategy not in STRATEGIES:
-            raise ConfigurationError(
-                f"{where}: unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
-            )
-        forms = [deployments is not None, route is not None, bool(provider or model)]
-        if sum(forms) != 1:
-            raise ConfigurationError(
-                f"{where}: give exactly one of provider=/model=, deployments=[...] or route=fn"
-            )
-        group: tuple[Deployment, ...] = ()
-        route_configs: dict[str, dict[str, Any]] = {}
-        if route is not None:
-            if not callable(route):
-                raise ConfigurationError(f"{where}: route must be a function of the request")
-            if config:
-                raise ConfigurationError(
-                    f"{where}: with route=, give provider settings in configs={{provider: {{...}}}}"
-                )
-            for provider_name, settings in (configs or {}).items():
-                providers.provider_info(provider_name)
-                route_configs[provider_name] = dict(settings)
-        elif deployments is not None:
-            if isinstance(deployments, (str, Mapping)) or not deployments:
-                raise ConfigurationError(
-                    f"{where}: deployments must be a non-empty list of dicts "
-                    "(each with provider and model)"
-                )
-            group = tuple(
-                make_deployment(
-                    {**config, **spec} if isinstance(spec, Mapping) else spec,
-                    default_id=f"{name}[{i}]",
-                    where=f"{where}, deployment {i}",
-                )
-                for i, spec in enumerate(deployments)
-            )
-            ids = [d.id for d in group]
-            if len(set(ids)) != len(ids):
-                raise ConfigurationError(f"{where}: deployment ids must differ: {ids}")
-        else:
-            group = (
-                make_deployment(
-                    {"provider": provider, "model": model, **config}, default_id=name, where=where
-                ),
-            )
-        if num_retries is not None and (
-            not isinstance(num_retries, int) or isinstance(num_retries, bool) or num_retries < 0
-        ):
-            raise ConfigurationError(f"{where}: num_retries must be an integer >= 0")
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ConfigurationError(f"{where}: timeout must be positive seconds, not {timeout!r}")
-        fallback_names = check_names(fallbacks, "fallbacks")
-        window_names = check_names(context_window_fallbacks, "context_window_fallbacks")
-        if name in fallback_names or name in window_names:
-            raise ConfigurationError(f"{where}: a configuration cannot fall back to itself")
-        entry = RouteConfig(
-            name=name,
-            deployments=group,
+        entry = make_config(
+            name,
+            provider=provider,
+            model=model,
+            deployments=deployments,
             route=route,
-            route_configs=route_configs,
-            strategy=strategy,
-            num_retries=num_retries,
-            fallbacks=fallback_names,
-            context_window_fallbacks=window_names,
-            timeout=timeout,
+            configs=configs,
+            policy={
+                "strategy": strategy,
+                "num_retries": num_retries,
+                "timeout": timeout,
+                "fallbacks": fallbacks,
+                "context_window_fallbacks": context_window_fallbacks,
+            },
+            settings=config,
         )
         with self._lock:
             self._configs[name] = entry
