@@ -20,7 +20,7 @@ from .._loop import run_sync
 from ..errors import ConfigurationError
 from ..types import ChatResponse
 from ._config import Deployment, Route, RouteConfig, describe, make_config, make_deployment
-from ._execution import Attempt, Execution, FetchSender, Group, Plan
+from ._execution import Attempt, Execution, FetchSender, Group, Plan, Policy
 from ._stream import RouterStream
 
 __all__ = ["Router", "Settings", "create_router"]
@@ -128,7 +128,7 @@ class Router:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self._settings = Settings(
+        settings = Settings(
             num_retries=num_retries,
             timeout=timeout,
             retry_delay=retry_delay,
@@ -142,17 +142,24 @@ class Router:
         self._configs: dict[str, RouteConfig] = {}
         self._callbacks: tuple[Callable[[Attempt], Any], ...] = (on_attempt,) if on_attempt else ()
         self._token_estimator = token_estimator
-        self._clock = clock
-        self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._lock = threading.RLock()
+        #: The clock, lock, settings... every request of this router is given.
+        self._policy = Policy(
+            clock=clock,
+            sleep=sleep,
+            rng=rng or random.Random(),
+            settings=settings,
+            lock=threading.RLock(),
+            estimate=self._estimator,
+            notify=self._notify,
+        )
+        self._lock = self._policy.lock
 
     def __repr__(self) -> str:
         return f"Router(configs={self.list_configs()!r})"
 
     @property
     def settings(self) -> Settings:
-        return self._settings
+        return self._policy.settings
 
     def configure(self, **settings: Any) -> Settings:
         """Change timing and health settings (see :class:`Settings`); returns the new ones."""
@@ -162,8 +169,9 @@ class Router:
                 f"unknown router setting(s) {sorted(unknown)}; "
                 f"known: {', '.join(Settings.__struct_fields__)}"
             )
-        self._settings = msgspec.structs.replace(self._settings, **settings).checked()
-        return self._settings
+        policy = self._policy
+        policy.settings = msgspec.structs.replace(policy.settings, **settings).checked()
+        return policy.settings
 
     def _estimator(self, text: str) -> int:
         if self._token_estimator is None:
@@ -246,7 +254,7 @@ class Router:
         if config is None:
             return None
         described = describe(config)
-        settings = self._settings
+        settings = self._policy.settings
         if config.num_retries is None:
             described["num_retries"] = settings.num_retries
         if config.timeout is None:
@@ -263,7 +271,7 @@ class Router:
         latency moving average, recent failures, and seconds left of a cooldown or pause."""
         config = self._config(name)
         with self._lock:
-            now = self._clock()
+            now = self._policy.clock()
             return [
                 {
                     "deployment": d.id,
@@ -361,7 +369,7 @@ class Router:
                     )
                 return self._resolve(target, request, depth + 1)
             deployments = (self._dynamic(config, target),)
-        settings = self._settings
+        settings = self._policy.settings
         group = Group(
             config.name,
             deployments,
@@ -422,7 +430,7 @@ class Router:
             tuple(self._resolve(n, request, 1)[1] for n in config.fallbacks),
             tuple(self._resolve(n, request, 1)[1] for n in config.context_window_fallbacks),
         )
-        return Execution(self, plan, checked, params, stream=stream)
+        return Execution(self._policy, plan, checked, params, stream=stream)
 
     @overload
     def completion(
