@@ -83,9 +83,7 @@ def write_plugin(site: Path, api_base: str) -> None:
     )
     dist_info = site / "myplugin_pkg-0.1.dist-info"
     dist_info.mkdir()
-    (dist_info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: myplugin-pkg\nVersion: 0.1\n"
-    )
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: myplugin-pkg\nVersion: 0.1\n")
     (dist_info / "entry_points.txt").write_text(ENTRY_POINTS)
 
 
