@@ -7,41 +7,32 @@ stream that can be sent.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
-from . import _checks, providers
-from ._checks import Verify
+from . import _checks
+from ._checks import DEFAULT_TIMEOUT, CallOptions, Verify
 from ._loop import run_sync
-from ._spec import (
-    Call,
-    ChatCall,
-    EmbeddingCall,
-    EmbeddingProvider,
-    HttpRequest,
-    Provider,
-    header_credentials,
-    url_credentials,
-)
-from .errors import BadRequestError, ConfigurationError, LLMError
+from ._provider import Call, ChatCall, EmbeddingCall, EmbeddingProvider, Provider
+from ._wire import HttpRequest
+from .errors import BadRequestError, LLMError
 from .stream import ChatStream, fetch, fetch_response
 from .types import ChatResponse, EmbeddingResponse, Message
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "CallOptions",
     "acompletion",
     "aembedding",
+    "chat_call",
     "completion",
     "embedding",
+    "embedding_call",
     "prepare",
     "prepare_embedding",
 ]
-
-#: Seconds allowed to connect and between reads of a stream (total time for a plain request).
-DEFAULT_TIMEOUT = 600.0
 
 T = TypeVar("T")
 
@@ -69,102 +60,34 @@ def _messages(messages: Sequence[MessageLike] | None) -> list[Message]:
     return result
 
 
-def _common(
-    provider: str | None,
-    model: str | None,
-    *,
-    api_key: str | None,
-    api_base: str | None,
-    timeout: float | None,
-    drop_params: bool,
-    extra_headers: Mapping[str, str] | None,
-    extra_body: Mapping[str, Any] | None,
-    params: Mapping[str, Any] | None,
-    option_names: Callable[[Any], frozenset[str]],
-    capability: str | None = None,
-    verify: Verify = True,
-) -> tuple[Any, dict[str, Any]]:
-    """Resolve provider, key, base URL and options shared by every kind of call.
-
-    Returns the provider implementation and the keyword arguments of a ``Call``; request
-    parameters are left in ``params`` for the caller to check against the provider."""
-    _checks.check_name(provider, "provider")
-    _checks.check_name(model, "model")
-    name, model_name = providers.split_model(provider, model)
-    info = providers.provider_info(name)
-    if capability is not None and not getattr(info, capability):
-        raise ConfigurationError(f"{name} does not offer {capability}", provider=name)
-    spec = providers.get_provider(name)
-    key = _checks.check_api_key(providers.api_key_for(info, api_key), name)
-    if key is None and info.key_required:
-        variables = " or ".join(info.env_keys) or "api_key="
-        raise ConfigurationError(f"no API key: pass api_key=... or set {variables}", provider=name)
-    base = _checks.check_api_base(providers.api_base_for(info, api_base), name)
-    timeout = _checks.check_timeout(timeout)
-    _checks.check_flag(drop_params, "drop_params")
-    names = option_names(spec)
-    options: dict[str, Any] = {}
-    request_params: dict[str, Any] = {}
-    for k, v in (params or {}).items():
-        if k in names:
-            options[k] = v
-        elif k == "stream":
-            raise BadRequestError("pass stream= as its own argument")
-        else:
-            request_params[k] = v
-    for option, variable in info.env_options.items():
-        if option not in options and os.environ.get(variable):
-            options[option] = os.environ[variable]
-    common = {
-        "provider": name,
-        "model": model_name,
-        "params": request_params,
-        "api_key": key,
-        "api_base": base,
-        "timeout": timeout,
-        "drop_params": drop_params,
-        "extra_headers": _checks.check_headers(extra_headers),
-        "extra_body": _checks.check_mapping(extra_body, "extra_body"),
-        "options": options,
-        "verify": _checks.check_verify(verify),
-    }
-    return spec, common
+def chat_call(
+    options: CallOptions, messages: Sequence[MessageLike] | None, stream: bool
+) -> tuple[ChatCall, Provider, HttpRequest]:
+    """Validate a chat call and build its HTTP request, without sending anything."""
+    _checks.check_flag(stream, "stream")
+    resolved = _checks.check_options(options, "streaming" if stream else None)
+    spec: Provider = resolved.spec
+    params = resolved.request_params(spec.check_params)
+    call = resolved.call(ChatCall, params, messages=_messages(messages), stream=stream)
+    return call, spec, resolved.request(spec.build_request, call)
 
 
-def _built(build: Callable[[], HttpRequest], common: dict[str, Any]) -> HttpRequest:
-    """Build the request; a value JSON cannot carry is the caller's error, found before I/O.
-    Errors of the provider's request builder name provider and model."""
-    try:
-        request = _checked(build, common)
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise BadRequestError(
-            f"the request cannot be encoded as JSON: {exc}",
-            provider=common["provider"],
-            model=common["model"],
-        ) from None
-    _checked(lambda: _checks.check_url_credentials(request.url, request.headers), common)
-    return request
-
-
-def _secrets(common: dict[str, Any]) -> tuple[str, ...]:
-    """The credentials of a call being built (as :attr:`Call.secrets` once it exists)."""
-    key = common["api_key"]
-    return (
-        *((key,) if key else ()),
-        *url_credentials(common["api_base"]),
-        *header_credentials(common["extra_headers"] or {}),
-    )
-
-
-def _checked(check: Callable[[], T], common: dict[str, Any]) -> T:
-    """Run a provider's check; its errors name provider and model."""
-    try:
-        return check()
-    except LLMError as exc:
-        exc._with_context(
-            provider=common["provider"], model=common["model"], secret=_secrets(common)
-        )
-        raise
+def embedding_call(
+    options: CallOptions, input: str | Sequence[str]
+) -> tuple[EmbeddingCall, EmbeddingProvider, HttpRequest]:
+    """Validate an embedding call and build its HTTP request, without sending anything."""
+    texts = [input] if isinstance(input, str) else input
+    if (
+        not isinstance(texts, (list, tuple))
+        or not texts
+        or not all(isinstance(t, str) for t in texts)
+    ):
+        raise BadRequestError("input must be a string or a non-empty list of strings")
+    resolved = _checks.check_options(options, "embeddings")
+    spec: EmbeddingProvider = resolved.spec
+    params = resolved.request_params(spec.check_embedding_params)
+    call = resolved.call(EmbeddingCall, params, input=list(texts))
+    return call, spec, resolved.request(spec.build_embedding_request, call)
 
 
 def prepare(
@@ -182,29 +105,20 @@ def prepare(
     params: Mapping[str, Any] | None = None,
     verify: Verify = True,
 ) -> tuple[ChatCall, Provider, HttpRequest]:
-    """Validate a chat call and build its HTTP request, without sending anything."""
-    _checks.check_flag(stream, "stream")
-    spec, common = _common(
-        provider,
-        model,
+    """:func:`chat_call` with the options as keyword arguments."""
+    options = CallOptions(
+        provider=provider,
+        model=model,
         api_key=api_key,
         api_base=api_base,
         timeout=timeout,
         drop_params=drop_params,
         extra_headers=extra_headers,
         extra_body=extra_body,
-        params=params,
-        option_names=lambda p: p.option_names,
-        capability=None if not stream else "streaming",
         verify=verify,
+        params=params,
     )
-    provider_spec: Provider = spec
-    common["params"] = _checked(
-        lambda: provider_spec.check_params(common["params"], drop_params), common
-    )
-    _checked(lambda: _checks.check_params(common["params"]), common)
-    call = ChatCall(messages=_messages(messages), stream=stream, **common)
-    return call, provider_spec, _built(lambda: provider_spec.build_request(call), common)
+    return chat_call(options, messages, stream)
 
 
 def prepare_embedding(
@@ -221,35 +135,20 @@ def prepare_embedding(
     params: Mapping[str, Any] | None = None,
     verify: Verify = True,
 ) -> tuple[EmbeddingCall, EmbeddingProvider, HttpRequest]:
-    """Validate an embedding call and build its HTTP request, without sending anything."""
-    texts = [input] if isinstance(input, str) else input
-    if (
-        not isinstance(texts, (list, tuple))
-        or not texts
-        or not all(isinstance(t, str) for t in texts)
-    ):
-        raise BadRequestError("input must be a string or a non-empty list of strings")
-    spec, common = _common(
-        provider,
-        model,
+    """:func:`embedding_call` with the options as keyword arguments."""
+    options = CallOptions(
+        provider=provider,
+        model=model,
         api_key=api_key,
         api_base=api_base,
         timeout=timeout,
         drop_params=drop_params,
         extra_headers=extra_headers,
         extra_body=extra_body,
-        params=params,
-        option_names=lambda p: p.option_names,
-        capability="embeddings",
         verify=verify,
+        params=params,
     )
-    provider_spec: EmbeddingProvider = spec
-    common["params"] = _checked(
-        lambda: provider_spec.check_embedding_params(common["params"], drop_params), common
-    )
-    _checked(lambda: _checks.check_params(common["params"]), common)
-    call = EmbeddingCall(input=list(texts), **common)
-    return call, provider_spec, _built(lambda: provider_spec.build_embedding_request(call), common)
+    return embedding_call(options, input)
 
 
 async def _masked(call: Call, exchange: Awaitable[T]) -> T:
@@ -297,19 +196,19 @@ def embedding(
     **params: Any,
 ) -> EmbeddingResponse:
     """Embed a string or a list of strings; blocks until the vectors arrive."""
-    call, spec, request = prepare_embedding(
-        provider,
-        model,
-        input=input,
+    options = CallOptions(
+        provider=provider,
+        model=model,
         api_key=api_key,
         api_base=api_base,
         timeout=timeout,
         drop_params=drop_params,
         extra_headers=extra_headers,
         extra_body=extra_body,
-        params=params,
         verify=verify,
+        params=params,
     )
+    call, spec, request = embedding_call(options, input)
     return run_sync(_fetch_embedding(call, spec, request))
 
 
@@ -328,19 +227,19 @@ async def aembedding(
     **params: Any,
 ) -> EmbeddingResponse:
     """:func:`embedding` for asyncio."""
-    call, spec, request = prepare_embedding(
-        provider,
-        model,
-        input=input,
+    options = CallOptions(
+        provider=provider,
+        model=model,
         api_key=api_key,
         api_base=api_base,
         timeout=timeout,
         drop_params=drop_params,
         extra_headers=extra_headers,
         extra_body=extra_body,
-        params=params,
         verify=verify,
+        params=params,
     )
+    call, spec, request = embedding_call(options, input)
     return await _fetch_embedding(call, spec, request)
 
 
@@ -415,20 +314,19 @@ def completion(
     answers: each chunk is dropped once every current subscriber has it, and a subscriber that
     comes after the first chunk gets ``ReplayUnavailableError``, never a partial sequence.
     """
-    call, spec, request = prepare(
-        provider,
-        model,
-        messages=messages,
-        stream=stream,
+    options = CallOptions(
+        provider=provider,
+        model=model,
         api_key=api_key,
         api_base=api_base,
         timeout=timeout,
         drop_params=drop_params,
         extra_headers=extra_headers,
         extra_body=extra_body,
-        params=params,
         verify=verify,
+        params=params,
     )
+    call, spec, request = chat_call(options, messages, stream)
     if stream:
         return ChatStream(call, spec, request, replay=replay)
     return run_sync(_fetch_response(call, spec, request))
@@ -493,20 +391,19 @@ async def acompletion(
     With ``stream=True`` the stream is bound to the running loop and returned unstarted (it
     starts at the first subscription, exactly as from :func:`completion`).
     """
-    call, spec, request = prepare(
-        provider,
-        model,
-        messages=messages,
-        stream=stream,
+    options = CallOptions(
+        provider=provider,
+        model=model,
         api_key=api_key,
         api_base=api_base,
         timeout=timeout,
         drop_params=drop_params,
         extra_headers=extra_headers,
         extra_body=extra_body,
-        params=params,
         verify=verify,
+        params=params,
     )
+    call, spec, request = chat_call(options, messages, stream)
     if stream:
         chat_stream = ChatStream(call, spec, request, replay=replay)
         chat_stream.bind()

@@ -15,14 +15,22 @@ import math
 import os
 import ssl
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ._spec import LOOPBACK_SCHEME, masked_url
-from .errors import BadRequestError, ConfigurationError
+import msgspec
+
+from . import providers
+from ._provider import Call
+from ._secrets import header_credentials, masked_url, url_credentials
+from ._wire import LOOPBACK_SCHEME, HttpRequest
+from .errors import BadRequestError, ConfigurationError, LLMError
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
+    "CallOptions",
+    "Resolved",
     "Verify",
     "check_api_base",
     "check_api_key",
@@ -30,6 +38,7 @@ __all__ = [
     "check_headers",
     "check_mapping",
     "check_name",
+    "check_options",
     "check_params",
     "check_timeout",
     "check_verify",
@@ -40,6 +49,11 @@ __all__ = [
 Verify = bool | str | os.PathLike[str] | ssl.SSLContext
 
 _CONTROL = frozenset(chr(c) for c in (*range(32), 127))
+
+#: Seconds allowed to connect and between reads of a stream (total time for a plain request).
+DEFAULT_TIMEOUT = 600.0
+
+C = TypeVar("C", bound=Call)
 
 
 def _is_number(value: Any) -> bool:
@@ -248,3 +262,159 @@ def _ca_bundle(path: str) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=path)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigurationError(f"cannot load the CA bundle {path!r}: {exc}") from None
+
+
+# --- a call's options, in one step ----------------------------------------------------------
+
+
+class CallOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a call says besides its content (messages or input), as the caller gave it:
+    which provider and model, where and how to send, and the request parameters.
+
+    ``completion``, ``embedding`` (and their async forms) make one from their arguments; a
+    router deployment holds one. :func:`check_options` checks it. Its repr masks the key."""
+
+    provider: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    api_base: str | None = None
+    timeout: float | None = DEFAULT_TIMEOUT
+    drop_params: bool = False
+    extra_headers: Mapping[str, str] | None = None
+    extra_body: Mapping[str, Any] | None = None
+    verify: Verify = True
+    #: Request parameters and provider options (``temperature``, Azure's ``api_version``...).
+    params: Mapping[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        base = masked_url(self.api_base) if isinstance(self.api_base, str) else self.api_base
+        return (
+            f"CallOptions(provider={self.provider!r}, model={self.model!r}, api_base={base!r}, "
+            f"api_key={'***' if self.api_key else None!r}, "
+            f"params={sorted(self.params or ())})"
+        )
+
+
+class Resolved(msgspec.Struct, frozen=True, kw_only=True):
+    """A :class:`CallOptions` checked: the provider's implementation (``spec``) and the
+    fields of its ``Call``. Request parameters are split from provider options but not yet
+    checked by the provider (:meth:`request_params` does that)."""
+
+    #: The provider implementation (a ``Provider``, or an ``EmbeddingProvider`` too).
+    spec: Any
+    provider: str
+    model: str
+    api_key: str | None
+    api_base: str
+    timeout: float | None
+    drop_params: bool
+    extra_headers: dict[str, str]
+    extra_body: dict[str, Any]
+    verify: bool | ssl.SSLContext
+    #: Provider options (``option_names``), from the call or the provider's environment.
+    options: dict[str, Any]
+    #: Request parameters, as given.
+    params: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"Resolved({self.provider}/{self.model} @ {masked_url(self.api_base)})"
+
+    def named(self, error: LLMError) -> LLMError:
+        """``error`` naming this call's provider and model, its credentials masked."""
+        key = (self.api_key,) if self.api_key else ()
+        secrets = (*key, *url_credentials(self.api_base), *header_credentials(self.extra_headers))
+        return error._with_context(provider=self.provider, model=self.model, secret=secrets)
+
+    def request_params(self, check: Callable[[dict[str, Any], bool], dict[str, Any]]) -> Any:
+        """The parameters to send: ``check`` is the provider's (``check_params`` or
+        ``check_embedding_params``), then the common types; errors name provider and model."""
+        try:
+            params = check(self.params, self.drop_params)
+            check_params(params)
+        except LLMError as exc:
+            self.named(exc)
+            raise
+        return params
+
+    def call(self, cls: type[C], params: dict[str, Any], **content: Any) -> C:
+        """The ``Call`` (``ChatCall`` or ``EmbeddingCall``, ``content`` its own fields)."""
+        return cls(
+            provider=self.provider,
+            model=self.model,
+            params=params,
+            api_key=self.api_key,
+            api_base=self.api_base,
+            timeout=self.timeout,
+            drop_params=self.drop_params,
+            extra_headers=self.extra_headers,
+            extra_body=self.extra_body,
+            options=self.options,
+            verify=self.verify,
+            **content,
+        )
+
+    def request(self, build: Callable[[C], HttpRequest], call: C) -> HttpRequest:
+        """The provider's request for ``call``; a value JSON cannot carry is the caller's
+        error, found before I/O. Errors of the builder name provider and model."""
+        try:
+            request = build(call)
+            check_url_credentials(request.url, request.headers)
+        except LLMError as exc:
+            self.named(exc)
+            raise
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise BadRequestError(
+                f"the request cannot be encoded as JSON: {exc}",
+                provider=self.provider,
+                model=self.model,
+            ) from None
+        return request
+
+
+def check_options(options: CallOptions, capability: str | None = None) -> Resolved:
+    """Check a call's options and resolve them, before any I/O: the provider (named, or
+    inferred from the model), that it offers ``capability`` (``"streaming"``,
+    ``"embeddings"``), its key and base URL (given, else from its environment variables), the
+    timeout, headers, body and TLS settings. Raises ``ConfigurationError`` or
+    ``BadRequestError``."""
+    check_name(options.provider, "provider")
+    check_name(options.model, "model")
+    name, model = providers.split_model(options.provider, options.model)
+    info = providers.provider_info(name)
+    if capability is not None and not getattr(info, capability):
+        raise ConfigurationError(f"{name} does not offer {capability}", provider=name)
+    spec = providers.get_provider(name)
+    key = check_api_key(providers.api_key_for(info, options.api_key), name)
+    if key is None and info.key_required:
+        variables = " or ".join(info.env_keys) or "api_key="
+        raise ConfigurationError(f"no API key: pass api_key=... or set {variables}", provider=name)
+    base = check_api_base(providers.api_base_for(info, options.api_base), name)
+    timeout = check_timeout(options.timeout)
+    check_flag(options.drop_params, "drop_params")
+    names = spec.option_names
+    provider_options: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for k, v in (options.params or {}).items():
+        if k in names:
+            provider_options[k] = v
+        elif k == "stream":
+            raise BadRequestError("pass stream= as its own argument")
+        else:
+            params[k] = v
+    for option, variable in info.env_options.items():
+        if option not in provider_options and os.environ.get(variable):
+            provider_options[option] = os.environ[variable]
+    return Resolved(
+        spec=spec,
+        provider=name,
+        model=model,
+        api_key=key,
+        api_base=base,
+        timeout=timeout,
+        drop_params=options.drop_params,
+        extra_headers=check_headers(options.extra_headers),
+        extra_body=check_mapping(options.extra_body, "extra_body"),
+        verify=check_verify(options.verify),
+        options=provider_options,
+        params=params,
+    )

@@ -2,7 +2,8 @@
 
 Capability columns are every yes/no field of ``ProviderInfo`` (but ``key_required``), so a
 provider or a capability added to the registry shows up here with no change. Only the registry
-is imported: no provider module, no aiohttp.
+is imported: no provider module, no aiohttp. Providers that plugins registered (entry points,
+see ``rxllm.providers.ENTRY_POINT_GROUP``) are listed too, marked with the package providing them.
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ def capability_names() -> list[str]:
 
 
 def provider_records() -> list[dict[str, Any]]:
-    """One dict per provider: capabilities, key variables and whether one is set, base URL."""
+    """One dict per provider: capabilities, key variables and whether one is set, base URL,
+    and the plugin distribution that registered it (None for a built-in provider)."""
     records = []
+    plugins = providers.plugin_providers()
     for name in providers.list_providers():
         info = providers.provider_info(name)
         records.append(
             {
                 "name": name,
+                "plugin": plugins.get(name),
                 **{cap: getattr(info, cap) for cap in capability_names()},
                 "key_required": info.key_required,
                 "env_keys": list(info.env_keys),
@@ -71,7 +75,7 @@ def provider_rows() -> list[list[str]]:
     header = ["provider", *caps, "API key", "default model", "api_base"]
     return [header] + [
         [
-            record["name"],
+            record["name"] + (f" (plugin: {record['plugin']})" if record["plugin"] else ""),
             *("yes" if record[cap] else "-" for cap in caps),
             _key_cell(record),
             record["default_model"] or "-",

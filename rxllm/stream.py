@@ -166,7 +166,14 @@ def _not_a_stream(
 
 
 class ChatStream(Observable[ChatChunk]):
-    """The hot stream of one chat request. Subscribe to it, ``pipe`` operators onto it."""
+    """The hot stream of one chat request. Subscribe to it, ``pipe`` operators onto it.
+
+    Subclass hook, for a stream that sends more than one request (the router's retries and
+    fallbacks): override ``_produce`` and call ``await self._send(call, provider, request)``
+    for each attempt; an attempt may follow a failed one only while nothing reached the
+    subscribers (``not self.committed``). ``_emit(chunks)`` and ``_finish(error)`` may be
+    extended (calling ``super()``) to observe the chunks and the end.
+    """
 
     def __init__(
         self, call: ChatCall, provider: Provider, request: HttpRequest, *, replay: bool = True
@@ -213,6 +220,22 @@ class ChatStream(Observable[ChatChunk]):
     @property
     def done(self) -> bool:
         return self._state >= _COMPLETED
+
+    @property
+    def running(self) -> bool:
+        """True from the first subscription until the stream ends."""
+        return self._state == _RUNNING
+
+    @property
+    def cancelled(self) -> bool:
+        """True when the stream ended because its last subscriber left (or it was cancelled)."""
+        return self._state == _CANCELLED
+
+    @property
+    def committed(self) -> bool:
+        """True once a chunk has reached the subscribers, or the stream is not running: no
+        other request may be sent into it then (see the subclass hook)."""
+        return bool(self._chunks) or self._state != _RUNNING
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
@@ -588,6 +611,13 @@ class ChatStream(Observable[ChatChunk]):
         """Run the request and emit its chunks (a subclass may send it more than once, e.g.
         the router's retries, as long as it emits nothing twice)."""
         await self._read(self._call, self._provider, self._request)
+
+    async def _send(self, call: ChatCall, provider: Provider, request: HttpRequest) -> None:
+        """The subclass hook: make ``call`` this stream's request (its ``provider``, ``model``
+        and the context of its errors), send ``request`` and emit its chunks."""
+        self._call, self._provider, self._request = call, provider, request
+        self.request_id = None
+        await self._read(call, provider, request)
 
     async def _read(self, call: ChatCall, provider: Provider, request: HttpRequest) -> None:
         """Send ``request`` and emit its chunks; raises the typed error that ends it early."""

@@ -38,8 +38,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     # Where code runs and how a consumer holds the producer back (schedulers, holds).
     "places": ("rxllm._places", "rxllm._flow"),
-    # What a provider module implements (and ``_spec``, its old home, re-exporting it).
-    "contract": ("rxllm._provider", "rxllm._spec"),
+    # What a provider module implements.
+    "contract": ("rxllm._provider",),
     # HTTP: the aiohttp session, sending, the loopback server.
     "transport": ("rxllm.transport",),
     # Pure translation between rxllm's types and each provider's wire; the registry.
@@ -75,12 +75,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 }
 
 #: (importer, imported) arrows allowed against the table, each with why. Keep it (near) empty.
-EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("rxllm.router._router", "rxllm"): (
-        "reads rxllm.estimate_tokens lazily (the face's re-export of rxllm.tokens); router/ is "
-        "being retyped elsewhere - importing rxllm.tokens there removes this"
-    ),
-}
+EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> dict[str, Path]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 
@@ -17,12 +19,15 @@ from .._provider import Provider
 from ..errors import ConfigurationError
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "ProviderInfo",
     "api_base_for",
     "api_key_for",
     "get_provider",
     "infer_provider",
     "list_providers",
+    "load_plugins",
+    "plugin_providers",
     "provider_info",
     "register_provider",
     "resolve_model",
@@ -321,3 +326,105 @@ def split_model(provider: str | None, model: str | None) -> tuple[str, str]:
     ``"meta-llama/Llama-3"`` stays whole (and needs a provider)."""
     name, model_name, _ = resolve_model(provider, model)
     return name, model_name
+
+
+# --- third-party providers: entry points ----------------------------------------------------
+
+#: The entry-point group a package registers providers under (as ``llm`` plugins do)::
+#:
+#:     [project.entry-points."rxllm.providers"]
+#:     myprovider = "my_package.rxllm_provider:ROW"
+#:
+#: Each entry point loads to a :class:`ProviderInfo` (its ``module`` exposes ``PROVIDER``, the
+#: implementation), or to a module holding one as ``PROVIDER_INFO``.
+ENTRY_POINT_GROUP = "rxllm.providers"
+
+#: Providers registered by plugins: name -> the distribution (package) that registered it.
+_PLUGINS: dict[str, str] = {}
+
+
+def plugin_providers() -> dict[str, str]:
+    """The providers that plugins registered (name -> the distribution that provides it)."""
+    _REGISTRY.get("")  # the first lookup loads them
+    return dict(_PLUGINS)
+
+
+def load_plugins(registry: dict[str, ProviderInfo]) -> None:
+    """Add every provider registered under :data:`ENTRY_POINT_GROUP` to ``registry``. A plugin
+    that fails to load, or loads to something else than a row, is a ``RuntimeWarning`` naming
+    it, never an error; a name the registry has already (a built-in provider) keeps its row."""
+    import importlib.metadata
+    import warnings
+
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry.dist.name if entry.dist is not None else "?"
+        where = f"rxllm provider plugin {entry.name!r} ({entry.value}, from {dist})"
+        try:
+            row = entry.load()
+            row = getattr(row, "PROVIDER_INFO", row)
+        except Exception as exc:
+            warnings.warn(f"{where} could not be loaded: {exc!r}", RuntimeWarning, stacklevel=2)
+            continue
+        if not isinstance(row, ProviderInfo):
+            warnings.warn(
+                f"{where} is a {type(row).__name__}, not a ProviderInfo: ignored",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        elif row.name in registry:
+            owner = f"the plugin from {_PLUGINS[row.name]}" if row.name in _PLUGINS else "built in"
+            warnings.warn(
+                f"{where} names provider {row.name!r}, which is {owner}: ignored",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        else:
+            registry[row.name] = row
+            _PLUGINS[row.name] = dist
+
+
+class _Registry(dict[str, ProviderInfo]):
+    """The registry table, which loads plugin providers at its first lookup (so that
+    ``import rxllm`` reads no package metadata)."""
+
+    _pending = True
+
+    def _load(self) -> None:
+        if self._pending:
+            self._pending = False
+            load_plugins(self)
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        self._load()
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> ProviderInfo:
+        self._load()
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self._load()
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self._load()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._load()
+        return super().__len__()
+
+    def keys(self) -> Any:
+        self._load()
+        return super().keys()
+
+    def values(self) -> Any:
+        self._load()
+        return super().values()
+
+    def items(self) -> Any:
+        self._load()
+        return super().items()
+
+
+_REGISTRY = _Registry(_REGISTRY)

@@ -8,27 +8,135 @@ description masks them.
 
 from __future__ import annotations
 
-import math
+import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+import msgspec
 
 from .. import providers
-from .._checks import check_verify
-from .._spec import is_credential_header, masked_url
+from .._checks import CallOptions, check_verify
+from .._secrets import is_credential_header, masked_url
 from ..errors import ConfigurationError, UnsupportedParamsError
 from ._health import DeploymentState
 
-__all__ = ["STRATEGIES", "Deployment", "RouteConfig", "describe", "make_deployment"]
+__all__ = [
+    "STRATEGIES",
+    "ConfigSpec",
+    "Deployment",
+    "DeploymentSpec",
+    "RouteConfig",
+    "describe",
+    "make_config",
+    "make_deployment",
+]
 
 #: The load-balancing strategies a group of deployments may use.
-STRATEGIES = ("simple-shuffle", "least-busy", "lowest-latency")
+Strategy = Literal["simple-shuffle", "least-busy", "lowest-latency"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
 #: Settings of a deployment that are not request parameters.
 _CALL_SETTINGS = ("timeout", "drop_params", "extra_headers", "extra_body", "verify")
-_DEPLOYMENT_FIELDS = ("id", "provider", "model", "api_key", "api_base", "weight", "rpm", "tpm")
 _SECRET_WORDS = frozenset(
     {"key", "token", "secret", "password", "authorization", "credential", "credentials"}
 )
+
+#: A positive, finite number (seconds, a weight).
+Positive = Annotated[float, msgspec.Meta(gt=0, le=sys.float_info.max)]
+Count = Annotated[int, msgspec.Meta(gt=0)]
+Name = Annotated[str, msgspec.Meta(min_length=1)]
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+class DeploymentSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One deployment as a configuration gives it: what ``register`` takes (keyword settings or
+    a dict of ``deployments=``), and a gateway config file's ``model_list`` entry holds under
+    its params (LiteLLM's ``litellm_params``). Any other key is a default request parameter
+    or a provider option (``temperature``, ``api_version``...): :meth:`from_mapping` puts it
+    in ``params``."""
+
+    provider: str | None = None
+    model: str | None = None
+    api_key: str | None = None
+    api_base: str | None = None
+    id: str | int | None = None
+    weight: Positive = 1.0
+    rpm: Count | None = None
+    tpm: Count | None = None
+    #: Call settings: None leaves the configuration's (or rxllm's) default.
+    timeout: Positive | None = None
+    drop_params: bool | None = None
+    extra_headers: Mapping[str, Any] | None = None
+    extra_body: Mapping[str, Any] | None = None
+    #: True, False, a CA bundle path or an ``ssl.SSLContext`` (checked by ``check_verify``).
+    verify: Any = None
+    #: Default request parameters and provider options (the request's own win).
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        base = masked_url(self.api_base) if self.api_base else None
+        return f"DeploymentSpec({self.provider}/{self.model} @ {base})"
+
+    @classmethod
+    def from_mapping(cls, spec: Mapping[str, Any], where: str) -> DeploymentSpec:
+        """The spec of a flat dict (its unknown keys are ``params``); a field of the wrong
+        type is a ``ConfigurationError`` naming it."""
+        fields = cls.__struct_fields__
+        known = {k: v for k, v in spec.items() if k in fields and k != "params"}
+        known["params"] = {k: v for k, v in spec.items() if k not in fields or k == "params"}
+        return convert(known, cls, where)
+
+
+class ConfigSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A named configuration's policy (``register``'s keyword arguments besides its
+    deployments): ``num_retries`` and ``timeout`` None leave the router's."""
+
+    strategy: Strategy = "simple-shuffle"
+    num_retries: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    timeout: Positive | None = None
+    fallbacks: tuple[Name, ...] = ()
+    context_window_fallbacks: tuple[Name, ...] = ()
+
+
+#: What a field must be, for conversion errors (others get msgspec's own words).
+_EXPECTED = {
+    "weight": "a positive number",
+    "rpm": "a positive integer",
+    "tpm": "a positive integer",
+    "timeout": "positive seconds",
+    "num_retries": "an integer >= 0",
+    "fallbacks": "configuration names",
+    "context_window_fallbacks": "configuration names",
+}
+_PATH = re.compile(r"`\$\.(\w+)(?:\[(\d+)\])?")
+
+
+def convert(data: Mapping[str, Any], cls: type[S], where: str) -> S:
+    """``msgspec.convert``; its error becomes a ``ConfigurationError`` naming the field (and
+    the value, for fields that cannot hold a secret)."""
+    try:
+        return msgspec.convert(data, cls)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        found = _PATH.search(message)
+        if found is None:
+            raise ConfigurationError(f"{where}: {message}") from None
+        field, index = found.group(1), found.group(2)
+        value = data.get(field)
+        if index is not None and isinstance(value, Sequence):
+            value = value[int(index)]
+        if field == "strategy":
+            raise ConfigurationError(
+                f"{where}: unknown strategy {value!r}; choose one of {', '.join(STRATEGIES)}"
+            ) from None
+        expected = _EXPECTED.get(field)
+        if expected is None:
+            detail = message.partition(" - at ")[0]
+            raise ConfigurationError(f"{where}: {field}: {detail}") from None
+        raise ConfigurationError(f"{where}: {field} must be {expected}, not {value!r}") from None
+
 
 Route = Callable[[dict[str, Any]], Any]
 
@@ -36,20 +144,7 @@ Route = Callable[[dict[str, Any]], Any]
 class Deployment:
     """One provider + model + key + base (+ limits) that a configuration can send to."""
 
-    __slots__ = (
-        "api_base",
-        "api_key",
-        "defaults",
-        "id",
-        "model",
-        "provider",
-        "provider_inferred",
-        "rpm",
-        "settings",
-        "state",
-        "tpm",
-        "weight",
-    )
+    __slots__ = ("id", "model", "options", "provider", "provider_inferred", "spec", "state")
 
     def __init__(
         self,
@@ -57,13 +152,7 @@ class Deployment:
         id: str,
         provider: str,
         model: str,
-        api_key: str | None,
-        api_base: str | None,
-        weight: float,
-        rpm: int | None,
-        tpm: int | None,
-        settings: dict[str, Any],
-        defaults: dict[str, Any],
+        spec: DeploymentSpec,
         provider_inferred: bool = False,
     ) -> None:
         self.id = id
@@ -71,17 +160,53 @@ class Deployment:
         #: True when no provider was named and the model's name told it (``"gpt-4o"``).
         self.provider_inferred = provider_inferred
         self.model = model
-        self.api_key = api_key
-        self.api_base = api_base
-        self.weight = weight
-        self.rpm = rpm
-        self.tpm = tpm
-        #: ``timeout``, ``drop_params``, ``extra_headers``, ``extra_body`` for ``prepare``.
-        self.settings = settings
-        #: Default request parameters and provider options (the call's own win).
-        self.defaults = defaults
+        #: The deployment as configured (its ``timeout`` None: the configuration's).
+        self.spec = spec
+        #: What each request sends with: provider, model, key, base, settings and default
+        #: parameters (a request's own parameters and the timeout are added per attempt).
+        self.options = CallOptions(
+            provider=provider,
+            model=model,
+            api_key=spec.api_key,
+            api_base=spec.api_base,
+            drop_params=bool(spec.drop_params),
+            extra_headers=spec.extra_headers,
+            extra_body=spec.extra_body,
+            verify=True if spec.verify is None else spec.verify,
+            params=spec.params,
+        )
         #: What the router has learnt about this deployment (guarded by the router's lock).
         self.state = DeploymentState()
+
+    @property
+    def api_key(self) -> str | None:
+        return self.spec.api_key
+
+    @property
+    def api_base(self) -> str | None:
+        return self.spec.api_base
+
+    @property
+    def weight(self) -> float:
+        return self.spec.weight
+
+    @property
+    def rpm(self) -> int | None:
+        return self.spec.rpm
+
+    @property
+    def tpm(self) -> int | None:
+        return self.spec.tpm
+
+    def call_options(self, timeout: float | None, params: Mapping[str, Any]) -> CallOptions:
+        """The options of one attempt: this deployment's, its timeout else ``timeout`` (the
+        configuration's), its default parameters overridden by the request's ``params``."""
+        own = self.spec.timeout
+        return msgspec.structs.replace(
+            self.options,
+            timeout=timeout if own is None else own,
+            params={**self.spec.params, **params},
+        )
 
     def __repr__(self) -> str:
         base = f" @ {masked_url(self.api_base)}" if self.api_base else ""
@@ -100,8 +225,9 @@ class Deployment:
             "rpm": self.rpm,
             "tpm": self.tpm,
         }
-        out.update(_masked(self.settings))
-        out.update(_masked(self.defaults))
+        settings = {k: getattr(self.spec, k) for k in _CALL_SETTINGS}
+        out.update(_masked({k: v for k, v in settings.items() if v is not None}))
+        out.update(_masked(self.spec.params))
         return out
 
 
@@ -206,46 +332,26 @@ def make_deployment(spec: Mapping[str, Any], *, default_id: str, where: str) -> 
         raise ConfigurationError(f"{where}: a deployment is a dict, not {type(spec).__name__}")
     if not spec.get("model") and "/" not in str(spec.get("provider") or ""):
         raise ConfigurationError(f"{where}: name a provider and a model (model=...)")
+    checked = DeploymentSpec.from_mapping(spec, where)
     try:
-        name, model, inferred = providers.resolve_model(spec.get("provider"), spec.get("model"))
+        name, model, inferred = providers.resolve_model(checked.provider, checked.model)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{where}: {exc.message}") from None
     info = providers.provider_info(name)
-    api_key = spec.get("api_key")
-    if info.key_required and providers.api_key_for(info, api_key) is None:
+    if info.key_required and providers.api_key_for(info, checked.api_key) is None:
         variables = " or ".join(info.env_keys) or "api_key="
         raise ConfigurationError(
             f"{where}: no API key: pass api_key=... or set {variables}",
             provider=name,
         )
-    settings = {k: spec[k] for k in _CALL_SETTINGS if spec.get(k) is not None}
-    timeout = settings.get("timeout")
-    if timeout is not None and not _positive(timeout):
-        raise ConfigurationError(f"{where}: timeout must be positive seconds, not {timeout!r}")
-    if settings.get("verify") is not None and settings["verify"] is not False:
-        check_verify(settings["verify"])  # a CA bundle that does not load fails here
-    defaults = {
-        k: v for k, v in spec.items() if k not in _DEPLOYMENT_FIELDS and k not in _CALL_SETTINGS
-    }
-    _check_defaults(name, defaults, bool(settings.get("drop_params")), where)
-    weight = spec.get("weight", 1)
-    if not _positive(weight):
-        raise ConfigurationError(f"{where}: weight must be a positive number, not {weight!r}")
-    for limit in ("rpm", "tpm"):
-        value = spec.get(limit)
-        if value is not None and not (isinstance(value, int) and value > 0):
-            raise ConfigurationError(f"{where}: {limit} must be a positive integer, not {value!r}")
+    if checked.verify is not None and checked.verify is not False:
+        check_verify(checked.verify)  # a CA bundle that does not load fails here
+    _check_defaults(name, checked.params, bool(checked.drop_params), where)
     return Deployment(
-        id=str(spec.get("id") or default_id),
+        id=str(checked.id or default_id),
         provider=name,
         model=model,
-        api_key=api_key,
-        api_base=spec.get("api_base"),
-        weight=float(weight),
-        rpm=spec.get("rpm"),
-        tpm=spec.get("tpm"),
-        settings=settings,
-        defaults=defaults,
+        spec=checked,
         provider_inferred=inferred,
     )
 
@@ -263,23 +369,82 @@ def _check_defaults(provider: str, defaults: dict[str, Any], drop: bool, where: 
         ) from None
 
 
-def _positive(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and value > 0
-        and math.isfinite(value)
+def make_config(
+    name: str,
+    *,
+    provider: str | None,
+    model: str | None,
+    deployments: Sequence[Mapping[str, Any]] | None,
+    route: Route | None,
+    configs: Mapping[str, Mapping[str, Any]] | None,
+    policy: Mapping[str, Any],
+    settings: Mapping[str, Any],
+) -> RouteConfig:
+    """``register``'s arguments, checked: ``policy`` is :class:`ConfigSpec`'s fields,
+    ``settings`` the keyword settings shared by every deployment."""
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"a configuration name is a non-empty string, not {name!r}")
+    where = f"router configuration {name!r}"
+    fallbacks = policy.get("fallbacks")
+    windows = policy.get("context_window_fallbacks")
+    config = convert(
+        {
+            **policy,
+            "fallbacks": (fallbacks,) if isinstance(fallbacks, str) else fallbacks or (),
+            "context_window_fallbacks": (windows,) if isinstance(windows, str) else windows or (),
+        },
+        ConfigSpec,
+        where,
     )
-
-
-def check_names(names: Sequence[str] | str | None, what: str) -> tuple[str, ...]:
-    """``fallbacks`` and friends: a list of configuration names."""
-    if names is None:
-        return ()
-    if isinstance(names, str):
-        return (names,)
-    result = tuple(names)
-    for n in result:
-        if not isinstance(n, str) or not n:
-            raise ConfigurationError(f"{what} must be configuration names, not {n!r}")
-    return result
+    if sum([deployments is not None, route is not None, bool(provider or model)]) != 1:
+        raise ConfigurationError(
+            f"{where}: give exactly one of provider=/model=, deployments=[...] or route=fn"
+        )
+    group: tuple[Deployment, ...] = ()
+    route_configs: dict[str, dict[str, Any]] = {}
+    if route is not None:
+        if not callable(route):
+            raise ConfigurationError(f"{where}: route must be a function of the request")
+        if settings:
+            raise ConfigurationError(
+                f"{where}: with route=, give provider settings in configs={{provider: {{...}}}}"
+            )
+        for provider_name, provider_settings in (configs or {}).items():
+            providers.provider_info(provider_name)
+            route_configs[provider_name] = dict(provider_settings)
+    elif deployments is not None:
+        if isinstance(deployments, (str, Mapping)) or not deployments:
+            raise ConfigurationError(
+                f"{where}: deployments must be a non-empty list of dicts "
+                "(each with provider and model)"
+            )
+        group = tuple(
+            make_deployment(
+                {**settings, **spec} if isinstance(spec, Mapping) else spec,
+                default_id=f"{name}[{i}]",
+                where=f"{where}, deployment {i}",
+            )
+            for i, spec in enumerate(deployments)
+        )
+        ids = [d.id for d in group]
+        if len(set(ids)) != len(ids):
+            raise ConfigurationError(f"{where}: deployment ids must differ: {ids}")
+    else:
+        group = (
+            make_deployment(
+                {"provider": provider, "model": model, **settings}, default_id=name, where=where
+            ),
+        )
+    if name in config.fallbacks or name in config.context_window_fallbacks:
+        raise ConfigurationError(f"{where}: a configuration cannot fall back to itself")
+    return RouteConfig(
+        name=name,
+        deployments=group,
+        route=route,
+        route_configs=route_configs,
+        strategy=config.strategy,
+        num_retries=config.num_retries,
+        fallbacks=config.fallbacks,
+        context_window_fallbacks=config.context_window_fallbacks,
+        timeout=config.timeout,
+    )

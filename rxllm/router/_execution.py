@@ -28,13 +28,17 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import msgspec
 
-from .._api import prepare
-from .._spec import ChatCall, HttpRequest, Provider, masked_url
+from .._api import chat_call
+from .._provider import ChatCall, Provider
+from .._secrets import masked_url
+from .._wire import HttpRequest
 from ..errors import (
     APITimeoutError,
     BadRequestError,
@@ -50,9 +54,9 @@ from ._config import Deployment
 from ._health import choose
 
 if TYPE_CHECKING:
-    from ._router import Router
+    from ._router import Settings
 
-__all__ = ["Attempt", "Execution", "FetchSender", "Group", "Pick", "Plan", "Sender"]
+__all__ = ["Attempt", "Execution", "FetchSender", "Group", "Pick", "Plan", "Policy", "Sender"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -85,6 +89,34 @@ class Attempt(msgspec.Struct, frozen=True, kw_only=True):
     error: LLMError | None = None
     #: True when this failure started the deployment's cooldown.
     cooled_down: bool = False
+
+
+class Policy:
+    """What routed requests use of their router, handed to each explicitly: time (``clock``;
+    ``sleep``, which must advance it), chance (``rng``), the timing and health ``settings``
+    (replaced by ``Router.configure``), the ``lock`` that guards every deployment's health
+    state, the token ``estimate`` for tpm limits, and ``notify``, which reports an attempt."""
+
+    __slots__ = ("clock", "estimate", "lock", "notify", "rng", "settings", "sleep")
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[Any]],
+        rng: random.Random,
+        settings: Settings,
+        lock: AbstractContextManager[Any],
+        estimate: Callable[[str], int],
+        notify: Callable[[Attempt], None],
+    ) -> None:
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng
+        self.settings = settings
+        self.lock = lock
+        self.estimate = estimate
+        self.notify = notify
 
 
 class Group:
@@ -155,13 +187,15 @@ class Sender(Protocol[T_co]):
         the caller hears of it), so the attempt is reported first."""
         ...
 
+    @property
     def committed(self) -> bool:
         """True once something reached the caller (or the caller left): no more attempts."""
         ...
 
-    def first_chunk_at(self) -> float | None: ...
-
+    @property
     def cancelled(self) -> bool: ...
+
+    def first_chunk_at(self) -> float | None: ...
 
     def usage(self) -> Usage | None: ...
 
@@ -179,14 +213,11 @@ class FetchSender:
         self._usage = response.usage
         return response
 
-    def committed(self) -> bool:
-        return False
+    committed = False
+    cancelled = False
 
     def first_chunk_at(self) -> float | None:
         return None
-
-    def cancelled(self) -> bool:
-        return False
 
     def usage(self) -> Usage | None:
         return self._usage
@@ -212,14 +243,14 @@ class Execution:
 
     def __init__(
         self,
-        router: Router,
+        policy: Policy,
         plan: Plan,
         messages: list[Message],
         params: Mapping[str, Any],
         *,
         stream: bool,
     ) -> None:
-        self._router = router
+        self._policy = policy
         self.plan = plan
         self._messages = messages
         self._params = dict(params)
@@ -232,7 +263,7 @@ class Execution:
 
     @property
     def clock(self) -> Callable[[], float]:
-        return self._router._clock
+        return self._policy.clock
 
     # --- before any I/O ------------------------------------------------------------------
 
@@ -247,21 +278,8 @@ class Execution:
         return pick
 
     def _prepare(self, group: Group, deployment: Deployment) -> Pick:
-        settings = deployment.settings
-        call, provider, request = prepare(
-            deployment.provider,
-            deployment.model,
-            messages=self._messages,
-            stream=self._stream,
-            api_key=deployment.api_key,
-            api_base=deployment.api_base,
-            timeout=settings.get("timeout", group.timeout),
-            drop_params=settings.get("drop_params", False),
-            extra_headers=settings.get("extra_headers"),
-            extra_body=settings.get("extra_body"),
-            params={**deployment.defaults, **self._params},
-            verify=settings.get("verify", True),
-        )
+        options = deployment.call_options(group.timeout, self._params)
+        call, provider, request = chat_call(options, self._messages, self._stream)
         return Pick(group, deployment, call, provider, request)
 
     def _estimate(self) -> int:
@@ -270,7 +288,7 @@ class Execution:
         if self._tokens is None:
             text = "\n".join(m.text for m in self._messages)
             limit = self._params.get("max_completion_tokens") or self._params.get("max_tokens")
-            self._tokens = int(self._router._estimator(text)) + int(limit or 0)
+            self._tokens = int(self._policy.estimate(text)) + int(limit or 0)
         return self._tokens
 
     def _choose(
@@ -281,9 +299,9 @@ class Execution:
         Ready now and not failed in this request beats ready now (its backoff over), which
         beats the one ready soonest. None when every deployment cools down or none can take
         the request before the deadline."""
-        router = self._router
-        with router._lock:
-            now = router._clock()
+        policy = self._policy
+        with policy.lock:
+            now = policy.clock()
             starts: list[tuple[float, Deployment]] = []
             for d in group.deployments:
                 if d.state.cooling(now):
@@ -296,18 +314,18 @@ class Execution:
             fresh = [d for t, d in starts if t <= now and d not in retry_at]
             ready = fresh or [d for t, d in starts if t <= now]
             if ready:
-                return choose(group.strategy, ready, router._rng), 0.0
+                return choose(group.strategy, ready, policy.rng), 0.0
             soonest = min(t for t, _ in starts)
             if soonest > self._deadline:
                 return None, soonest - now
             first = [d for t, d in starts if t == soonest]
-            return choose(group.strategy, first, router._rng), soonest - now
+            return choose(group.strategy, first, policy.rng), soonest - now
 
     def _unavailable(self, group: Group, wait: float) -> LLMError:
         """The error for a group that could not even be tried."""
-        router = self._router
-        now = router._clock()
-        with router._lock:
+        policy = self._policy
+        now = policy.clock()
+        with policy.lock:
             back = [d.state.cooldown_until - now for d in group.deployments]
         if all(b > 0 for b in back):
             first_back = min(back)
@@ -328,29 +346,29 @@ class Execution:
     async def run(self, sender: Sender[T]) -> T:
         """Send the request, retrying and falling back as the configuration says."""
         plan = self.plan
-        self._deadline = self._router._clock() + self._router._settings.max_retry_time
+        self._deadline = self._policy.clock() + self._policy.settings.max_retry_time
         try:
             return await self._run_group(plan.primary, sender)
         except LLMError as error:
             last = error
-        if not _falls_back(last) or sender.committed():
+        if not _falls_back(last) or sender.committed:
             raise last
         context_window = isinstance(last, ContextWindowExceededError)
         chain = plan.context_window_fallbacks if context_window else plan.fallbacks
         for group in chain:
-            if self._router._clock() >= self._deadline:
+            if self._policy.clock() >= self._deadline:
                 break
             log.info("router %r: falling back to %r after %s", plan.name, group.name, last)
             try:
                 return await self._run_group(group, sender)
             except LLMError as error:
                 last = error
-                if not _falls_back(error) or sender.committed():
+                if not _falls_back(error) or sender.committed:
                     raise
         raise last
 
     async def _run_group(self, group: Group, sender: Sender[T]) -> T:
-        router = self._router
+        policy = self._policy
         retry_at: dict[Deployment, float] = {}
         error: LLMError | None = None
         for retry in range(group.num_retries + 1):
@@ -363,9 +381,9 @@ class Execution:
                 if deployment is None:
                     raise error or self._unavailable(group, wait)
                 if wait > 0:
-                    if router._clock() + wait > self._deadline:
+                    if policy.clock() + wait > self._deadline:
                         raise error or self._unavailable(group, wait)
-                    await router._sleep(wait)
+                    await policy.sleep(wait)
                 try:
                     pick = self._prepare(group, deployment)
                 except LLMError as exc:  # e.g. its key is no longer in the environment
@@ -383,16 +401,16 @@ class Execution:
                 return await self._attempt(pick, sender)
             except LLMError as exc:
                 error = exc
-                if sender.committed() or not _retryable(exc) or router._clock() >= self._deadline:
+                if sender.committed or not _retryable(exc) or policy.clock() >= self._deadline:
                     raise
                 retry_at[pick.deployment] = self._retry_time(exc, retry + 1)
         assert error is not None
         raise error
 
     def _still_ready(self, deployment: Deployment) -> bool:
-        router = self._router
-        with router._lock:
-            now = router._clock()
+        policy = self._policy
+        with policy.lock:
+            now = policy.clock()
             if deployment.state.cooling(now):
                 return False
             tokens = self._estimate() if deployment.tpm is not None else 0
@@ -403,20 +421,20 @@ class Execution:
         ``Retry-After`` (already recorded on the deployment) or after exponential backoff with
         jitter: a random time between half and all of ``min(max_retry_delay, retry_delay *
         2**(retry - 1))``."""
-        router = self._router
-        now = router._clock()
+        policy = self._policy
+        now = policy.clock()
         if error.retry_after is not None:
             return now
-        settings = router._settings
+        settings = policy.settings
         delay = min(settings.max_retry_delay, settings.retry_delay * 2.0 ** (retry - 1))
-        return now + delay * (0.5 + 0.5 * router._rng.random())
+        return now + delay * (0.5 + 0.5 * policy.rng.random())
 
     async def _attempt(self, pick: Pick, sender: Sender[T]) -> T:
-        router = self._router
+        policy = self._policy
         deployment = pick.deployment
         tokens = self._estimate() if deployment.tpm is not None else 0
-        with router._lock:
-            started = router._clock()
+        with policy.lock:
+            started = policy.clock()
             entry = deployment.state.start(started, tokens)
         settled = False
 
@@ -427,14 +445,14 @@ class Execution:
             if settled:
                 return
             settled = True
-            with router._lock:
+            with policy.lock:
                 deployment.state.in_flight -= 1
                 usage = sender.usage() if outcome == "success" else None
                 if usage is not None and usage.total_tokens:
                     entry[1] = float(usage.total_tokens)
             first_chunk = sender.first_chunk_at()
             latency = None if first_chunk is None else first_chunk - started
-            duration = router._clock() - started
+            duration = policy.clock() - started
             if latency is None and outcome == "success":
                 latency = duration
             self._report(
@@ -458,7 +476,7 @@ class Execution:
         except BaseException:
             settle("cancelled")
             raise
-        settle("cancelled" if sender.cancelled() else "success")
+        settle("cancelled" if sender.cancelled else "success")
         return result
 
     def _report(
@@ -473,12 +491,12 @@ class Execution:
         latency: float | None,
     ) -> None:
         """Update the deployment's health and tell the callbacks."""
-        router = self._router
-        settings = router._settings
+        policy = self._policy
+        settings = policy.settings
         cooled = False
-        with router._lock:
+        with policy.lock:
             state = deployment.state
-            now = router._clock()
+            now = policy.clock()
             if outcome == "success" and latency is not None:
                 state.record_latency(latency)
             elif error is not None and _counts_against(error):
@@ -525,7 +543,7 @@ class Execution:
                 record.deployment,
                 outcome if error is None else error,
             )
-        router._notify(record)
+        policy.notify(record)
 
 
 def _pause(error: LLMError, max_cooldown: float) -> float | None:

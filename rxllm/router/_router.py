@@ -19,16 +19,8 @@ from .._api import DEFAULT_TIMEOUT, MessageLike, _messages
 from .._loop import run_sync
 from ..errors import ConfigurationError
 from ..types import ChatResponse
-from ._config import (
-    STRATEGIES,
-    Deployment,
-    Route,
-    RouteConfig,
-    check_names,
-    describe,
-    make_deployment,
-)
-from ._execution import Attempt, Execution, FetchSender, Group, Plan
+from ._config import Deployment, Route, RouteConfig, describe, make_config, make_deployment
+from ._execution import Attempt, Execution, FetchSender, Group, Plan, Policy
 from ._stream import RouterStream
 
 __all__ = ["Router", "Settings", "create_router"]
@@ -91,19 +83,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self
 
 
-def _chars_over_four(text: str) -> int:
-    return (len(text) + 3) // 4
-
-
 def default_token_estimator() -> Callable[[str], int]:
-    """``rxllm.estimate_tokens`` when this rxllm has it, else ~4 characters a token."""
-    import rxllm
+    """rxllm's token estimate (:func:`rxllm.tokens.estimate_tokens`)."""
+    from ..tokens import estimate_tokens
 
-    try:
-        estimator: Callable[[str], int] = rxllm.estimate_tokens
-    except AttributeError:
-        return _chars_over_four
-    return estimator
+    return estimate_tokens
 
 
 class Router:
@@ -136,7 +120,7 @@ class Router:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
-        self._settings = Settings(
+        settings = Settings(
             num_retries=num_retries,
             timeout=timeout,
             retry_delay=retry_delay,
@@ -150,17 +134,24 @@ class Router:
         self._configs: dict[str, RouteConfig] = {}
         self._callbacks: tuple[Callable[[Attempt], Any], ...] = (on_attempt,) if on_attempt else ()
         self._token_estimator = token_estimator
-        self._clock = clock
-        self._sleep = sleep
-        self._rng = rng or random.Random()
-        self._lock = threading.RLock()
+        #: The clock, lock, settings... every request of this router is given.
+        self._policy = Policy(
+            clock=clock,
+            sleep=sleep,
+            rng=rng or random.Random(),
+            settings=settings,
+            lock=threading.RLock(),
+            estimate=self._estimator,
+            notify=self._notify,
+        )
+        self._lock = self._policy.lock
 
     def __repr__(self) -> str:
         return f"Router(configs={self.list_configs()!r})"
 
     @property
     def settings(self) -> Settings:
-        return self._settings
+        return self._policy.settings
 
     def configure(self, **settings: Any) -> Settings:
         """Change timing and health settings (see :class:`Settings`); returns the new ones."""
@@ -170,8 +161,9 @@ class Router:
                 f"unknown router setting(s) {sorted(unknown)}; "
                 f"known: {', '.join(Settings.__struct_fields__)}"
             )
-        self._settings = msgspec.structs.replace(self._settings, **settings).checked()
-        return self._settings
+        policy = self._policy
+        policy.settings = msgspec.structs.replace(policy.settings, **settings).checked()
+        return policy.settings
 
     def _estimator(self, text: str) -> int:
         if self._token_estimator is None:
@@ -218,73 +210,21 @@ class Router:
         ``context_window_fallbacks`` those to try when the prompt is too long for it. They
         may be registered later; they must exist when a request is made.
         """
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(f"a configuration name is a non-empty string, not {name!r}")
-        where = f"router configuration {name!r}"
-        if strategy not in STRATEGIES:
-            raise ConfigurationError(
-                f"{where}: unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}"
-            )
-        forms = [deployments is not None, route is not None, bool(provider or model)]
-        if sum(forms) != 1:
-            raise ConfigurationError(
-                f"{where}: give exactly one of provider=/model=, deployments=[...] or route=fn"
-            )
-        group: tuple[Deployment, ...] = ()
-        route_configs: dict[str, dict[str, Any]] = {}
-        if route is not None:
-            if not callable(route):
-                raise ConfigurationError(f"{where}: route must be a function of the request")
-            if config:
-                raise ConfigurationError(
-                    f"{where}: with route=, give provider settings in configs={{provider: {{...}}}}"
-                )
-            for provider_name, settings in (configs or {}).items():
-                providers.provider_info(provider_name)
-                route_configs[provider_name] = dict(settings)
-        elif deployments is not None:
-            if isinstance(deployments, (str, Mapping)) or not deployments:
-                raise ConfigurationError(
-                    f"{where}: deployments must be a non-empty list of dicts "
-                    "(each with provider and model)"
-                )
-            group = tuple(
-                make_deployment(
-                    {**config, **spec} if isinstance(spec, Mapping) else spec,
-                    default_id=f"{name}[{i}]",
-                    where=f"{where}, deployment {i}",
-                )
-                for i, spec in enumerate(deployments)
-            )
-            ids = [d.id for d in group]
-            if len(set(ids)) != len(ids):
-                raise ConfigurationError(f"{where}: deployment ids must differ: {ids}")
-        else:
-            group = (
-                make_deployment(
-                    {"provider": provider, "model": model, **config}, default_id=name, where=where
-                ),
-            )
-        if num_retries is not None and (
-            not isinstance(num_retries, int) or isinstance(num_retries, bool) or num_retries < 0
-        ):
-            raise ConfigurationError(f"{where}: num_retries must be an integer >= 0")
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ConfigurationError(f"{where}: timeout must be positive seconds, not {timeout!r}")
-        fallback_names = check_names(fallbacks, "fallbacks")
-        window_names = check_names(context_window_fallbacks, "context_window_fallbacks")
-        if name in fallback_names or name in window_names:
-            raise ConfigurationError(f"{where}: a configuration cannot fall back to itself")
-        entry = RouteConfig(
-            name=name,
-            deployments=group,
+        entry = make_config(
+            name,
+            provider=provider,
+            model=model,
+            deployments=deployments,
             route=route,
-            route_configs=route_configs,
-            strategy=strategy,
-            num_retries=num_retries,
-            fallbacks=fallback_names,
-            context_window_fallbacks=window_names,
-            timeout=timeout,
+            configs=configs,
+            policy={
+                "strategy": strategy,
+                "num_retries": num_retries,
+                "timeout": timeout,
+                "fallbacks": fallbacks,
+                "context_window_fallbacks": context_window_fallbacks,
+            },
+            settings=config,
         )
         with self._lock:
             self._configs[name] = entry
@@ -306,7 +246,7 @@ class Router:
         if config is None:
             return None
         described = describe(config)
-        settings = self._settings
+        settings = self._policy.settings
         if config.num_retries is None:
             described["num_retries"] = settings.num_retries
         if config.timeout is None:
@@ -323,7 +263,7 @@ class Router:
         latency moving average, recent failures, and seconds left of a cooldown or pause."""
         config = self._config(name)
         with self._lock:
-            now = self._clock()
+            now = self._policy.clock()
             return [
                 {
                     "deployment": d.id,
@@ -421,7 +361,7 @@ class Router:
                     )
                 return self._resolve(target, request, depth + 1)
             deployments = (self._dynamic(config, target),)
-        settings = self._settings
+        settings = self._policy.settings
         group = Group(
             config.name,
             deployments,
@@ -482,7 +422,7 @@ class Router:
             tuple(self._resolve(n, request, 1)[1] for n in config.fallbacks),
             tuple(self._resolve(n, request, 1)[1] for n in config.context_window_fallbacks),
         )
-        return Execution(self, plan, checked, params, stream=stream)
+        return Execution(self._policy, plan, checked, params, stream=stream)
 
     @overload
     def completion(

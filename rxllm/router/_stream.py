@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import LLMError
-from ..stream import _CANCELLED, _RUNNING, ChatStream
+from ..stream import ChatStream
 from ..types import ChatChunk, Usage
 from ._execution import Attempt, Execution, Pick
 
@@ -24,7 +24,10 @@ __all__ = ["RouterStream"]
 
 class RouterStream(ChatStream):
     """The hot stream of one routed request (what ``router.completion(..., stream=True)``
-    returns). ``provider``/``model`` name the deployment of the current (last) attempt."""
+    returns). ``provider``/``model`` name the deployment of the current (last) attempt.
+
+    It is also the engine's ``Sender`` for the request: each attempt goes through
+    ``ChatStream``'s subclass hook, ``_send``."""
 
     def __init__(self, execution: Execution, first: Pick) -> None:
         super().__init__(first.call, first.provider, first.request)
@@ -32,6 +35,8 @@ class RouterStream(ChatStream):
         self._pick = first
         self._clock = execution.clock
         self._first_chunk_at: float | None = None
+        self._received = 0
+        self._usage: Usage | None = None
         self._succeeded: Callable[[], None] | None = None
 
     @property
@@ -52,7 +57,7 @@ class RouterStream(ChatStream):
     def __repr__(self) -> str:
         return (
             f"RouterStream({self.config!r} -> {self.deployment}: {self.provider}/{self.model}, "
-            f"state={self.state}, chunks={len(self._chunks)}, "
+            f"state={self.state}, chunks={self._received}, "
             f"attempts={len(self._execution.attempts)})"
         )
 
@@ -62,16 +67,22 @@ class RouterStream(ChatStream):
     def _finish(self, error: LLMError | None) -> None:
         # The attempt that completes the stream is reported before subscribers hear of it.
         succeeded, self._succeeded = self._succeeded, None
-        if error is None and succeeded is not None and self._state == _RUNNING:
+        if error is None and succeeded is not None and self.running:
             succeeded()
         super()._finish(error)
 
     def _emit(self, chunks: list[ChatChunk]) -> None:
-        if self._first_chunk_at is None and chunks:
-            self._first_chunk_at = self._clock()
+        if chunks:
+            if self._first_chunk_at is None:
+                self._first_chunk_at = self._clock()
+            self._received += len(chunks)
+            for chunk in reversed(chunks):
+                if chunk.usage is not None:
+                    self._usage = chunk.usage
+                    break
         super()._emit(chunks)
 
-    # --- the engine's Sender -----------------------------------------------------------
+    # --- the engine's Sender (``committed`` and ``cancelled`` are ChatStream's) ----------
 
     stream = True
 
@@ -79,19 +90,11 @@ class RouterStream(ChatStream):
         """One attempt: read ``pick``'s response into this stream."""
         self._pick = pick
         self._succeeded = succeeded
-        self._call, self._provider, self._request = pick.call, pick.provider, pick.request
-        self.request_id = None
         self._first_chunk_at = None
-        await self._read(pick.call, pick.provider, pick.request)
-
-    def committed(self) -> bool:
-        return bool(self._chunks) or self._state != _RUNNING
+        await self._send(pick.call, pick.provider, pick.request)
 
     def first_chunk_at(self) -> float | None:
         return self._first_chunk_at
 
-    def cancelled(self) -> bool:
-        return self._state == _CANCELLED
-
     def usage(self) -> Usage | None:
-        return self._chunks.usage()
+        return self._usage
