@@ -262,7 +262,6 @@ def test_an_inferred_provider_is_said_in_the_routers_description() -> None:
     assert named["provider_source"] == "given"
 
 
-
 def test_a_missing_key_names_the_provider_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(errors.ConfigurationError) as caught:
