@@ -27,6 +27,8 @@ from tests.matrix_case import (
     SYNC_CONSUMERS,
 )
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 WATCHDOG = 40.0  # seconds: far beyond any case (each takes well under a second)
 #: Time within which an impossible combination must say so.

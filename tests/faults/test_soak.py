@@ -41,6 +41,8 @@ from . import figures, probe
 from .cases import OPENAI
 from .server import FaultServer
 
+pytestmark = pytest.mark.slow
+
 STREAMS = int(os.environ.get("RXLLM_SOAK_STREAMS", "10000"))
 SEED = int(os.environ.get("RXLLM_SOAK_SEED", "1806"))
 CONCURRENCY = 48  # streams in flight at once
