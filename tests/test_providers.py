@@ -1,4 +1,4 @@
-"""Discovery (the registry) and DESIGN contract 11 across providers: a parameter a provider
+"""Discovery (the registry) and docs/contracts.md, 11 across providers: a parameter a provider
 cannot take raises before any I/O, unless ``drop_params=True`` leaves it out."""
 
 from __future__ import annotations
