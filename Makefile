@@ -44,7 +44,7 @@ lint: $(BIN)/.installed
 test: lint
 	$(BIN)/pytest
 
-# The inner loop (under a minute): the suite without the tests marked `slow` (the soak, the
+# The inner loop (about a minute): the suite without the tests marked `slow` (the soak, the
 # notebooks and the README in a kernel, the threads-and-loops matrix, the bench smoke run).
 test-fast: $(BIN)/.installed
 	$(BIN)/pytest -m "not slow"
