@@ -1,12 +1,13 @@
 # The commands of the README: `make demo` (the offline demo), `make test` (lint, types,
-# tests) and `make bench` (the benchmarks). Each creates .venv on first use; a fresh machine
+# tests: what CI runs), `make test-fast` (the inner loop: the tests not marked slow) and
+# `make bench` (the benchmarks). Each creates .venv on first use; a fresh machine
 # needs only python3, pip and make. `make demo` installs only the package itself (what the
 # demo imports); `make test` adds the development tools; `make bench` the peers it measures.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 # The virtual environment, with a current pip.
 $(BIN)/.venv-ready:
@@ -35,11 +36,18 @@ demo: $(BIN)/.demo-installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check rxllm tests benchmarks
-	$(BIN)/ruff format --check rxllm
+	$(BIN)/ruff format --check rxllm tests benchmarks
 	$(BIN)/mypy
 
+# Everything, as CI runs it: lint, types and the whole suite (soak, notebooks, matrix, bench
+# smoke included: several minutes).
 test: lint
 	$(BIN)/pytest
+
+# The inner loop (about a minute): the suite without the tests marked `slow` (the soak, the
+# notebooks and the README in a kernel, the threads-and-loops matrix, the bench smoke run).
+test-fast: $(BIN)/.installed
+	$(BIN)/pytest -m "not slow"
 
 # The benchmarks (several minutes): writes benchmarks/results.md, .json and .png.
 # BENCH_ARGS="--smoke" for a quick check, "--only per_chunk --clients floor-bulk,rxllm-extract"

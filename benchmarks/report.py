@@ -34,14 +34,14 @@ PACKAGES = (
 
 FLOORS = ("floor-lines", "floor-bulk")
 
-# The targets of issue 7.
+# The performance targets (README, Performance).
 PER_CHUNK_MAX = 1.5  # x the floor
 TTFT_OVERHEAD_MAX_MS = 0.5
 BURST_WALL_MAX = 1.5  # x the floor
 BURST_RSS_MAX_MB = 70.0
 RPS_MIN = 0.7  # x the floor
 IMPORT_MAX_MS = 200.0
-REPLAY_MAX_BYTES = 200.0  # per chunk beyond its text (DESIGN contract 2)
+REPLAY_MAX_BYTES = 200.0  # per chunk beyond its text (docs/contracts.md, 2)
 
 FLOOR_NOTE = """\
 **The two floors.** Both are a careful hand-written client on aiohttp + msgspec that decodes

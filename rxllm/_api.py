@@ -1,8 +1,8 @@
 """``completion`` and ``acompletion``: validate everything, then stream or fetch.
 
-Every check happens before any I/O (contract 2): unknown provider, missing API key, empty or
-malformed messages and unknown parameters raise at call time, so a stream that exists is a
-stream that can be sent.
+Every check happens before any I/O (docs/contracts.md, 2): unknown provider, missing API key,
+empty or malformed messages and unknown parameters raise at call time, so a stream that exists
+is a stream that can be sent.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The caller's arguments, checked before any I/O (DESIGN contracts 2 and 11).
+"""The caller's arguments, checked before any I/O (docs/contracts.md, 2 and 11).
 
 Everything a caller can get wrong in the shape of a request - a name that is not a string, a
 timeout that is not a positive number, a base URL without ``http(s)://``, an API key or header
@@ -194,8 +194,9 @@ def _text_or_mapping(value: Any) -> bool:
     return isinstance(value, (str, Mapping))
 
 
-#: The OpenAI-style parameters every provider translates (contract 11), with the type each must
-#: have: a wrong type fails here rather than as the provider's 400. None means "not set".
+#: The OpenAI-style parameters every provider translates (docs/contracts.md, 11), with the type
+#: each must have: a wrong type fails here rather than as the provider's 400. None means "not
+#: set".
 _PARAMS: dict[str, tuple[Any, str]] = {
     "temperature": (_number, "a number"),
     "top_p": (_number, "a number"),

@@ -1,4 +1,4 @@
-"""Where a subscriber's callbacks run (DESIGN contract 5).
+"""Where a subscriber's callbacks run (docs/contracts.md, 5).
 
 A :class:`Place` is a serial queue of callbacks and timers bound to one thread:
 

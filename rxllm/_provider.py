@@ -1,6 +1,6 @@
 """What a provider module implements, and the request objects passed between the floors.
 
-A provider is pure translation (DESIGN contract 9): it builds an :class:`HttpRequest` from a
+A provider is pure translation (docs/contracts.md, 9): it builds an :class:`HttpRequest` from a
 :class:`ChatCall`, parses a complete response body, parses stream events into ``ChatChunk`` s,
 and maps error bodies to typed errors. It never does I/O and never touches Rx.
 """

@@ -10,7 +10,7 @@ Each error carries provider, model, HTTP status, the provider's error code, requ
 
 Class names follow openai-python and LiteLLM so ``except RateLimitError`` reads the same.
 
-Secrets never appear in an error (DESIGN contract 8): whoever raises or passes on an error
+Secrets never appear in an error (docs/contracts.md, 8): whoever raises or passes on an error
 for a call hands it the call's secrets (``_with_context``), and from then on every text field -
 message, code, param, type, request id, redirect location, and the text of chained causes - is
 masked by one :class:`Redactor`, including fields set later.
@@ -562,7 +562,7 @@ def status_from_code(code: str | int | None) -> int | None:
 
 
 def is_llm_error(error: BaseException) -> bool:
-    """True for any error raised by rxllm (the seed's ``litellm-error?``)."""
+    """True for any error raised by rxllm (``litellm-error?``: docs/contracts.md, API table)."""
     return isinstance(error, LLMError)
 
 

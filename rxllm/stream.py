@@ -1,4 +1,4 @@
-"""One request, as a hot, shared, lazy, replaying Observable (DESIGN contracts 2-6).
+"""One request, as a hot, shared, lazy, replaying Observable (docs/contracts.md, 2-6).
 
 :class:`ChatStream` is what ``completion(..., stream=True)`` returns:
 

@@ -1,6 +1,6 @@
-"""Consuming streams: the seed's ``extract-content``, ``consume-stream-with-callbacks``,
-``collect-stream`` and ``->sse-stream``, for asyncio code and for plain scripts alike, plus
-async iteration and fan-out over several streams.
+"""Consuming streams: ``extract-content``, ``consume-stream-with-callbacks``,
+``collect-stream`` and ``->sse-stream`` (docs/contracts.md, API table), for asyncio code and for
+plain scripts alike, plus async iteration and fan-out over several streams.
 
 * :func:`consume` - callbacks, and a handle to await, wait on or dispose;
 * :func:`collect` / :func:`collect_sync` - the whole answer as one ``ChatResponse``;

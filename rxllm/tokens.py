@@ -1,4 +1,4 @@
-"""Token estimates: the seed's ``estimate-tokens``, for text and for whole requests.
+"""Token estimates, for text and for whole requests (docs/contracts.md, API table).
 
 With `tiktoken <https://github.com/openai/tiktoken>`_ installed (the ``tokens`` extra:
 ``pip install -e '.[tokens]'`` in a clone) text is counted with OpenAI's ``o200k_base``

@@ -1,4 +1,4 @@
-"""DESIGN contract 6: a subscriber slower than the server loses nothing, holds the server's
+"""docs/contracts.md, 6: a subscriber slower than the server loses nothing, holds the server's
 writes back, and memory stays bounded while it is behind."""
 
 from __future__ import annotations

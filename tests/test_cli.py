@@ -352,7 +352,9 @@ def test_a_well_known_model_alone_goes_to_its_provider(server: ReplayServer, bas
     assert server.requests[0].json()["model"] == "gpt-4o"
     keyless = rxllm_cli("chat", "Hi", "-m", "gpt-4o", "--api-base", base, env=cli_env())
     assert keyless.returncode == 2
-    assert keyless.stderr == "rxllm: no API key for openai: set OPENAI_API_KEY (or pass --api-key)\n"
+    assert (
+        keyless.stderr == "rxllm: no API key for openai: set OPENAI_API_KEY (or pass --api-key)\n"
+    )
 
 
 def test_api_key_option_and_usage_errors(server: ReplayServer, base: str) -> None:

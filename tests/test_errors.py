@@ -1,4 +1,4 @@
-"""The error taxonomy (DESIGN contract 7) and its helpers."""
+"""The error taxonomy (docs/contracts.md, 7) and its helpers."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ LITELLM_CONTEXT_400 = json.dumps(
 LITELLM_ANTHROPIC_CONTEXT_400 = json.dumps(
     {
         "error": {
-            "message": "litellm.BadRequestError: AnthropicException - b'{\"type\":\"error\","
+            "message": 'litellm.BadRequestError: AnthropicException - b\'{"type":"error",'
             '"error":{"type":"invalid_request_error","message":"input length and `max_tokens` '
             "exceed context limit: 179413 + 32768 > 200000, decrease input length or "
             "`max_tokens` and try again\"}}'. Received Model Group=anthropic/claude-sonnet-4\n"

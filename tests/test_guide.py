@@ -1,4 +1,4 @@
-"""The seed's streaming guide, ported: the README's "Streaming guide" section, executed.
+"""The README's "Streaming guide" section, executed.
 
 Each ```python block of that section is one example of the guide. It runs here as a user would
 run it - with ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` set, the latter pointing at a loopback

@@ -1,4 +1,4 @@
-"""Contract 5's matrix: every way a stream comes to be x every place it is first run x every way
+"""The matrix of docs/contracts.md, 5: every way a stream comes to be x every place it is first run x every way
 it is consumed, each case in a subprocess of its own under a watchdog. A case passes with the
 right answer, or with a clear ``WouldBlockError`` raised at once; a hang fails it.
 
@@ -26,6 +26,8 @@ from tests.matrix_case import (
     SOURCES,
     SYNC_CONSUMERS,
 )
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 WATCHDOG = 40.0  # seconds: far beyond any case (each takes well under a second)

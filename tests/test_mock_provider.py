@@ -1,5 +1,6 @@
 """The mock provider: scripted text or recorded transcripts, delays and injected errors, served
-over real loopback HTTP by rxllm's loopback server - so every stream contract still holds."""
+over real loopback HTTP by rxllm's loopback server - so every stream contract
+(docs/contracts.md, 2-6) still holds."""
 
 from __future__ import annotations
 
@@ -195,7 +196,7 @@ def test_no_api_key_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert collect_sync(mock(mock_response="ok"), timeout=10).text == "ok"
 
 
-# --- the stream contracts hold, since the bytes come over real HTTP ------------------------------
+# --- the stream contracts hold (docs/contracts.md, 2-6): the bytes come over real HTTP -----------
 
 
 def test_lazy_shared_and_replayed(served: loopback.LoopbackServer) -> None:

@@ -1,4 +1,4 @@
-"""Contract 5: callbacks run where the subscriber lives, one stream never starves another, and
+"""docs/contracts.md, 5: callbacks run where the subscriber lives, one stream never starves another, and
 exits, interrupts, forks and closed loops end cleanly. Script-level behaviour (exit, Ctrl-C,
 fork) runs in subprocesses with timeouts."""
 

@@ -1,4 +1,4 @@
-"""Discovery (the registry) and DESIGN contract 11 across providers: a parameter a provider
+"""Discovery (the registry) and docs/contracts.md, 11 across providers: a parameter a provider
 cannot take raises before any I/O, unless ``drop_params=True`` leaves it out."""
 
 from __future__ import annotations
@@ -260,7 +260,6 @@ def test_an_inferred_provider_is_said_in_the_routers_description() -> None:
     assert guess["provider_source"] == "inferred from the model name"
     assert guess["deployments"][0]["provider_source"] == "inferred from the model name"
     assert named["provider_source"] == "given"
-
 
 
 def test_a_missing_key_names_the_provider_once(monkeypatch: pytest.MonkeyPatch) -> None:

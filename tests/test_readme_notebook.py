@@ -22,6 +22,8 @@ from .conftest import API_KEY, fixture_bytes
 from .server import Recorded, ReplayServer, Reply
 from .test_guide import TEXT, guide_blocks, respond
 
+pytestmark = pytest.mark.slow
+
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 

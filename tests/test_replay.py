@@ -1,6 +1,6 @@
 """What a stream keeps for replay (rxllm._replay): chunks rebuilt equal to the originals, on
 every recorded transcript and on arbitrary chunks; iteration that follows appends; the memory
-it takes per chunk (DESIGN contract 2: at most 200 bytes per chunk beyond its text)."""
+it takes per chunk (docs/contracts.md, 2: at most 200 bytes per chunk beyond its text)."""
 
 from __future__ import annotations
 

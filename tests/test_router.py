@@ -1,4 +1,4 @@
-"""The router (issue 5) over real loopback HTTP: named configurations, retries, fallbacks,
+"""The router over real loopback HTTP: named configurations, retries, fallbacks,
 strategies, cooldowns, limits and streams that never emit a chunk twice.
 
 Deployments are loopback replay servers that misbehave on request: one always answers 500,

@@ -1,5 +1,5 @@
-"""The SSE bridge (DESIGN: ``to_sse``): a stream served as ``text/event-stream`` by a real aiohttp
-server and a real Starlette (uvicorn) server, read back by real SSE clients - rxllm's own
+"""The SSE bridge (``to_sse``, docs/contracts.md, API table): a stream served as
+``text/event-stream`` by a real aiohttp server and a real Starlette (uvicorn) server, read back by real SSE clients - rxllm's own
 decoder and the official ``openai`` SDK."""
 
 from __future__ import annotations

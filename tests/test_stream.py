@@ -1,4 +1,4 @@
-"""DESIGN contracts 2-5 and 8 on a real loopback connection: hot, shared, lazy, replaying
+"""docs/contracts.md, 2-5 and 8, on a real loopback connection: hot, shared, lazy, replaying
 streams; real cancellation; honest termination; threads and loops; secrets kept out."""
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def expected_chunk_count() -> int:
     return fixture_bytes(TRANSCRIPT).count(b"data: {")
 
 
-# --- contract 2: lazy, shared, replaying --------------------------------------------------------
+# --- docs/contracts.md, 2: lazy, shared, replaying ------------------------------------------------
 
 
 def test_bad_arguments_raise_before_any_stream_exists(
@@ -191,7 +191,7 @@ def test_raising_a_replayed_error_again_and_again_keeps_its_traceback_short(
     assert len(lengths) == 1 and len(server.requests) == 1
 
 
-# --- contract 3: cancellation is real -----------------------------------------------------------
+# --- docs/contracts.md, 3: cancellation is real ---------------------------------------------------
 
 
 def slow_body() -> bytes:
@@ -247,7 +247,7 @@ async def test_take_disposes_upstream_inside_asyncio(
     assert await asyncio.to_thread(server.disconnected.wait, 10)
 
 
-# --- contract 4: honest termination --------------------------------------------------------------
+# --- docs/contracts.md, 4: honest termination -----------------------------------------------------
 
 
 def test_drop_before_done_is_an_error_with_partial_text(
@@ -325,7 +325,7 @@ def test_raising_subscriber_gets_on_error_others_continue(
     assert good.completed == 1 and len(good.items) == expected_chunk_count()
 
 
-# --- contract 5: threads and loops ---------------------------------------------------------------
+# --- docs/contracts.md, 5: threads and loops ------------------------------------------------------
 
 
 def test_sync_code_runs_on_the_background_thread(server: ReplayServer, openai_base: str) -> None:
@@ -434,7 +434,7 @@ def test_sessions_close_cleanly_for_asyncio_run_and_at_exit() -> None:
     assert "Unclosed" not in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
-# --- contract 8: secrets -------------------------------------------------------------------------
+# --- docs/contracts.md, 8: secrets ----------------------------------------------------------------
 
 
 def test_api_key_never_in_reprs_or_errors(server: ReplayServer, openai_base: str) -> None:

@@ -1,4 +1,4 @@
-"""Named configurations that keep working when a provider does not (the seed's router).
+"""Named configurations that keep working when a provider does not (docs/contracts.md, API table).
 
     from rxllm import router
 

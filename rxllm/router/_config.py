@@ -293,7 +293,7 @@ def describe(config: RouteConfig) -> dict[str, Any]:
     if config.route is not None:
         out["route"] = getattr(config.route, "__qualname__", repr(config.route))
         out["configs"] = {p: _masked(c) for p, c in config.route_configs.items()}
-    if len(config.deployments) == 1:  # the seed's simple form: provider and model at the top
+    if len(config.deployments) == 1:  # the simple form: provider and model at the top
         only = config.deployments[0]
         out["provider"] = only.provider
         out["provider_source"] = _provider_source(only.provider_inferred)

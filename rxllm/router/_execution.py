@@ -4,7 +4,7 @@ The same engine serves plain requests and streams; what differs is the :class:`S
 stream, a retry or fallback is allowed only while nothing has reached the subscribers
 (``Sender.committed``): after the first chunk the error is the stream's error.
 
-Rules (DESIGN's honest, typed errors, applied to several deployments):
+Rules (honest, typed errors - docs/contracts.md, 4 and 7 - applied to several deployments):
 
 * **Retry** (same configuration) only on ``recoverable`` errors: 429, 5xx, connection and
   timeout errors, a stream cut before its first chunk. Never on client errors (400, 401, 404,

@@ -201,7 +201,7 @@ class Router:
         * ``register("adaptive", route=fn, configs={"openai": {"api_key": ...}})``: ``fn``
           gets the request (a dict: ``messages``, ``stream``, ``metadata`` and the parameters)
           and returns a configuration name or a deployment dict (completed by ``configs`` for
-          its provider) - the seed's ``create-router``.
+          its provider) - ``create-router`` (docs/contracts.md, API table).
 
         Other keyword settings of a deployment: ``timeout``, ``drop_params``,
         ``extra_headers``, ``extra_body``, provider options, and default request parameters
@@ -508,7 +508,7 @@ class Router:
     def chat(
         self, name: str, question: str, *, system_prompt: str | None = None, **params: Any
     ) -> ChatResponse:
-        """Ask one question (the seed's ``chat``): ``chat("fast", "What is 2+2?").text``."""
+        """Ask one question (``chat``): ``chat("fast", "What is 2+2?").text``."""
         return self.completion(
             name, _chat_messages(question, system_prompt), stream=False, **params
         )
@@ -541,5 +541,5 @@ def _default_model(info: providers.ProviderInfo) -> str | None:
 def create_router(
     route: Route, configs: Mapping[str, Mapping[str, Any]] | None = None
 ) -> dict[str, Any]:
-    """The seed's ``create-router``: ``register("adaptive", **create_router(fn, configs))``."""
+    """``create-router``: ``register("adaptive", **create_router(fn, configs))``."""
     return {"route": route, "configs": dict(configs or {})}

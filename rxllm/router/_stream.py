@@ -1,13 +1,13 @@
 """The router's stream: a :class:`~rxllm.stream.ChatStream` whose request may be sent to
 several deployments, one after the other, until one of them answers.
 
-It keeps every contract of ``ChatStream`` (it *is* one: the replay list, the subscribers, the
-loop binding and the cancellation are inherited): lazy, shared, replaying, real cancellation,
-honest termination. Attempts run one at a time inside the stream's single task, each reading
-its response straight into the shared replay list, so a chunk is never emitted twice: once a
-chunk has reached the subscribers no other attempt may follow, and a later failure is the
-stream's ``on_error`` (with the partial answer). Before that, a failed attempt is retried or
-falls back as the configuration says, and subscribers see nothing of it.
+It keeps every promise of ``ChatStream`` (docs/contracts.md, 2-6; it *is* one: the replay list,
+the subscribers, the loop binding and the cancellation are inherited): lazy, shared, replaying,
+real cancellation, honest termination. Attempts run one at a time inside the stream's single
+task, each reading its response straight into the shared replay list, so a chunk is never
+emitted twice: once a chunk has reached the subscribers no other attempt may follow, and a
+later failure is the stream's ``on_error`` (with the partial answer). Before that, a failed
+attempt is retried or falls back as the configuration says, and subscribers see nothing of it.
 """
 
 from __future__ import annotations

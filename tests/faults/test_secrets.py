@@ -1,4 +1,4 @@
-"""DESIGN contract 8 under faults: the API key never appears in the ``repr``/``str`` of a public
+"""docs/contracts.md, 8 under faults: the API key never appears in the ``repr``/``str`` of a public
 object, in log output at DEBUG (rxllm's, aiohttp's, asyncio's: every logger), in exception text
 or a formatted traceback chain, or in the SSE bridge's output; and no credential header is ever
 sent to a host the caller did not configure."""
@@ -367,7 +367,7 @@ def test_credentials_in_api_base_beside_an_authorization_header_fail_before_io()
     assert secret not in str(caught.value) and API_KEY not in str(caught.value)
 
 
-# --- a server that echoes every credential in every field (DESIGN contract 8) ------------------
+# --- a server that echoes every credential in every field (docs/contracts.md, 8) --------------
 
 #: Credentials gateways take in headers of their own, passed as ``extra_headers``.
 GATEWAY_HEADERS = {

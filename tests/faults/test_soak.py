@@ -7,7 +7,7 @@ connection handed out, no stream object alive, client sockets only as idle poole
 (none once the sessions are closed), no more file descriptors than before, and memory (traced
 by ``tracemalloc``, plus RSS) grown by less than a bound between the warm-up and the end.
 
-``RXLLM_SOAK_STREAMS`` sets the count (10,000 in CI), ``RXLLM_SOAK_SEED`` the seed. The figures
+``RXLLM_SOAK_STREAMS`` sets the count (10,000 in CI), ``RXLLM_SOAK_SEED`` the random seed. The figures
 are printed at the end of the test session.
 """
 
@@ -40,6 +40,8 @@ from ..server import Recorded, Reply
 from . import figures, probe
 from .cases import OPENAI
 from .server import FaultServer
+
+pytestmark = pytest.mark.slow
 
 STREAMS = int(os.environ.get("RXLLM_SOAK_STREAMS", "10000"))
 SEED = int(os.environ.get("RXLLM_SOAK_SEED", "1806"))
