@@ -1,16 +1,20 @@
 """Backpressure from consumers to a stream's reading task, and iteration over Observables.
 
-An Observable pushes: ``on_next`` cannot wait. rxllm's reading task calls every subscriber's
-``on_next`` directly, so a synchronous subscriber that is slow already holds the socket back. An
-*asynchronous* consumer (``async for``, the SSE bridge) cannot block inside ``on_next``; instead it
-asks the producer to wait: :func:`hold_producer` registers a future with the reading task that is
-emitting (found through a context variable it set for itself), and that task awaits the future
-before it reads the socket again. This works through any chain of synchronous operators between
-the two (``map``, ``filter``, ``label``, ``merge``...), because they all run inside the producer's
-``on_next`` call.
+An Observable pushes: ``on_next`` cannot wait. A stream's reading task waits instead: for a
+subscriber on its own loop it calls ``on_next`` directly, so a slow synchronous subscriber holds
+the socket back; for a subscriber elsewhere it waits until that subscriber's place has delivered
+the read (see :mod:`rxllm.stream`). An *asynchronous* consumer (``async for``, the SSE bridge)
+cannot block inside ``on_next``; instead it asks the producer to wait: :func:`hold_producer`
+registers a future with the emitter (found through a context variable: the reading task's own
+list, or the list of the delivery running on the consumer's place), and the reading task awaits
+it before it reads the socket again. This works through any chain of synchronous operators
+between the two (``map``, ``filter``, ``label``, ``merge``...), because they all run inside the
+same ``on_next`` call.
 
 :class:`StreamIterator` uses it: ``async for`` / ``for`` over any Observable, holding the producer
-while ``max_buffered`` items wait, so a slow loop body loses nothing and memory stays bounded.
+while ``max_buffered`` items wait, so a slow loop body loses nothing and memory stays bounded. A
+blocking ``for`` runs its subscription's callbacks on its own thread while it waits (a
+:class:`rxllm._places.Pump`), so it works inside a running loop and inside another callback.
 """
 
 from __future__ import annotations

@@ -11,14 +11,17 @@
 * **honest** - ``on_completed`` only after the provider's end marker; everything else is an
   ``on_error`` with a typed :mod:`rxllm.errors` exception holding the partial response.
 
-Threading: the stream belongs to one event loop, chosen at the first subscription (the loop
-running in the subscribing thread, else rxllm's background loop). All of its state is touched
-only on that loop's thread: a subscription or disposal from another thread is handed over with
-``call_soon_threadsafe``. So the per-chunk path takes no lock: the reading task decodes a chunk,
-appends it to the replay list and calls each observer's ``on_next`` directly (which is also the
-backpressure: the socket is not read again until every observer has returned). An asynchronous
-consumer (``async for chunk in stream``, the SSE bridge) cannot block there; it registers a hold
-(:mod:`rxllm._flow`) and the reading task waits for it before its next read.
+Threads and loops (docs/contracts.md, 5 and 6): the stream does its I/O on one event loop, chosen
+at the first subscription (the subscriber's loop, else rxllm's background loop; a loop that
+stopped or that a blocking helper holds is never chosen). All of its state is touched only on
+that loop's thread, so the per-chunk path takes no lock. Each subscriber lives at a *place*
+(:mod:`rxllm._places`): a subscriber on the stream's own loop is called directly by the reading
+task, which is also the backpressure (the socket is not read again until ``on_next`` returned);
+a subscriber anywhere else (another loop, a thread of its own for plain code, a blocking helper's
+thread) is handed each socket read's chunks with ``_post``, and the reading task waits for a hold
+that the subscriber's place releases once it has delivered them. Consumers that cannot block
+inside ``on_next`` (``async for``, the SSE bridge) add holds of their own (:mod:`rxllm._flow`),
+carried back across threads with the read's. A finished stream replays anywhere, with no loop.
 """
 
 from __future__ import annotations
