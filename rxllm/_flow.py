@@ -30,7 +30,7 @@ from reactivex import Observable, abc
 
 from ._loop import running_loop
 
-__all__ = ["StreamIterator", "hold_producer", "producer_holds", "wait_holds"]
+__all__ = ["StreamIterator", "hold_producer", "producer_holds"]
 
 T = TypeVar("T")
 
@@ -53,12 +53,6 @@ def hold_producer(until: asyncio.Future[None]) -> bool:
         return False
     holds.append(until)
     return True
-
-
-async def wait_holds(holds: list[asyncio.Future[None]]) -> None:
-    """For the producing task: wait until every consumer released its hold."""
-    await asyncio.wait(holds)
-    holds.clear()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -106,7 +106,7 @@ class Place:
             pump.wake()
         else:
             self._wake()
-        return True
+        return not self.dead  # a loop found closed while waking it: nobody will run this
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         timer = Timer(_clock() + max(0.0, delay), callback)
@@ -137,6 +137,10 @@ class Place:
     def is_current(self) -> bool:
         """Whether this thread is the place's thread."""
         raise NotImplementedError
+
+    def gone(self) -> bool:
+        """Whether work posted here will never run (its loop closed, its thread ended)."""
+        return self.dead
 
     def blocks_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Whether waiting here would keep ``loop`` from running (it runs on this thread)."""
@@ -212,6 +216,9 @@ class LoopPlace(Place):
 
     def is_current(self) -> bool:
         return running_loop() is self.loop
+
+    def gone(self) -> bool:
+        return self.dead or self.loop.is_closed()
 
     def blocks_loop(self, loop: asyncio.AbstractEventLoop) -> bool:
         # While a blocking helper pumps this place, its loop's thread is held in that helper.

@@ -45,7 +45,7 @@ from reactivex.internal.exceptions import SequenceContainsNoElementsError
 
 from . import transport
 from ._events import StreamDecoder
-from ._flow import StreamIterator, _holds, producer_holds, wait_holds
+from ._flow import StreamIterator, _holds, producer_holds
 from ._loop import background_loop, running_loop
 from ._places import (
     Delivery,
@@ -80,6 +80,7 @@ log = logging.getLogger("rxllm")
 
 _DRAIN_BYTES = 65536
 _DRAIN_SECONDS = 1.0
+_HOLD_CHECK_SECONDS = 1.0
 
 _PENDING, _RUNNING, _COMPLETED, _FAILED, _CANCELLED = range(5)
 _STATE_NAMES = ("pending", "running", "completed", "failed", "cancelled")
@@ -478,6 +479,10 @@ class ChatStream(Observable[ChatChunk]):
             self._remote = tuple(r for r in self._remote if r is not remote)
             remote.closed = True
             remote.release()
+            # The reading task may wait for this subscriber's last read; its place may never
+            # deliver it now (a blocking helper that returned drops what was queued for it).
+            if remote.hold is not None and not remote.hold.done():
+                remote.hold.set_result(None)
         if not self._observers and not self._remote and self._state == _RUNNING:
             self._cancel("every subscriber disposed before the stream finished")
 
@@ -645,7 +650,7 @@ class ChatStream(Observable[ChatChunk]):
                     if chunks:
                         self._emit(chunks)
                         if holds:
-                            await wait_holds(holds)
+                            await self._wait_holds(holds)
                     if error is not None:
                         raise error
                     if parser.done or self._state != _RUNNING:
@@ -672,6 +677,19 @@ class ChatStream(Observable[ChatChunk]):
             response.close()
             raise
         response.release()
+
+    async def _wait_holds(self, holds: list[asyncio.Future[None]]) -> None:
+        """Wait until every subscriber let go of the last read. A subscriber whose place is
+        gone (its loop closed with the read undelivered) is dropped, so the others never wait
+        for it: checked each second while waiting, which costs nothing while nobody is slow."""
+        while True:
+            _, pending = await asyncio.wait(holds, timeout=_HOLD_CHECK_SECONDS)
+            if not pending:
+                break
+            for remote in self._remote:
+                if remote.place.gone():
+                    self._detach(remote.observer)
+        holds.clear()
 
     @staticmethod
     async def _drain(response: aiohttp.ClientResponse) -> None:

@@ -385,3 +385,27 @@ def test_ctrl_c_at_exit_cancels_the_streams_it_waits_for() -> None:
     )
     assert done.stdout == "end of script\n"
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_blocking_for_that_leaves_early_never_holds_back_the_other_subscribers() -> None:
+    # The `for` leaves while a read is queued for it: that read is dropped with the iterator,
+    # and the stream must not wait for it (the other subscriber would wait forever).
+    chat = mock(" ".join(f"w{i}" for i in range(30)), mock_delay=0.01)
+    seen = threading.Semaphore(0)
+    other = rxllm.streaming.consume(chat, on_chunk=lambda _: seen.release())
+    for _chunk in iterate(chat):
+        # Once the other subscriber has two more reads, one is queued here, unread.
+        assert seen.acquire(timeout=10) and seen.acquire(timeout=10)
+        break
+    assert other.wait(10) is not None
+
+
+def test_a_subscriber_whose_loop_closed_never_holds_back_the_others() -> None:
+    chat = mock(" ".join(f"w{i}" for i in range(40)), mock_delay=0.01)
+    other = rxllm.streaming.consume(chat)  # plain code: the stream runs on the background loop
+
+    async def subscribe_and_leave() -> None:
+        chat.subscribe(lambda _: None)  # never disposed: its loop just closes
+
+    asyncio.run(subscribe_and_leave())
+    assert other.wait(15) is not None

@@ -201,6 +201,7 @@ def test_named_events_bulk_path_gives_one_json_array() -> None:
 # --- real transcripts, every way of cutting them ----------------------------------------------
 
 
+@pytest.mark.slow  # every cut of every transcript: quadratic in its size (15 s in all)
 @pytest.mark.parametrize("path", SSE_TRANSCRIPTS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_single_cut_of_each_transcript(path: Path) -> None:
     data = path.read_bytes()
