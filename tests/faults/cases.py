@@ -41,10 +41,17 @@ class ProviderCase:
     error_200_body: bytes
     error_200_class: type[errors.LLMError]
     error_200_message: str
+    #: The provider's error as it comes mid-stream (framed), the class and message it makes.
+    stream_error: bytes
+    stream_error_class: type[errors.LLMError]
+    stream_error_message: str
     #: The path the provider's chat request reaches on the server (``api_base`` + ``path`` + it).
     endpoint: str = "/v1/chat/completions"
     #: The request header that carries the API key.
     key_header: str = "Authorization"
+    #: The status that mid-stream error reports, and whether it is worth a retry.
+    stream_error_status: int | None = None
+    stream_error_recoverable: bool | None = None
     #: The answer's text when the cut falls 8 bytes before the body's end (``None``: all of
     #: ``text``; a stream without an end marker loses its last frame's text).
     text_before_end: str | None = None
@@ -62,6 +69,9 @@ class ProviderCase:
     def __str__(self) -> str:
         return self.provider
 
+
+_GEMINI_ERROR = fixture_bytes("gemini/stream_midstream_error.txt")
+_OPENROUTER_ERROR = fixture_bytes("openrouter/stream_midstream_error.sse")
 
 OPENAI = ProviderCase(
     provider="openai",
@@ -89,10 +99,31 @@ OPENAI = ProviderCase(
     ),
     error_200_class=errors.InternalServerError,
     error_200_message="The server had an error while processing your request. Sorry about that!",
+    # An error object mid-stream, as OpenAI sends one (no [DONE] after it).
+    stream_error=(
+        b'data: {"error":{"message":"The server had an error while processing your request.",'
+        b'"type":"server_error","param":null,"code":"server_error"}}\n\n'
+    ),
+    stream_error_class=errors.InternalServerError,
+    stream_error_message="The server had an error while processing your request.",
 )
 
 # The OpenAI envelope again, at a server of the family (vLLM, llama.cpp, Groq...).
-OPENAI_COMPATIBLE = replace(OPENAI, provider="openai_compatible", model="llama-3.1-8b-instant")
+OPENAI_COMPATIBLE = replace(
+    OPENAI,
+    provider="openai_compatible",
+    model="llama-3.1-8b-instant",
+    # vLLM's error object (older servers): its numeric code and text make the class.
+    stream_error=(
+        b'data: {"object":"error","message":"This model\'s maximum context length is 131072 '
+        b"tokens. However, you requested 156632 tokens (152536 in the messages, 4096 in the "
+        b'completion). Please reduce the length of the messages or completion.",'
+        b'"type":"BadRequestError","param":null,"code":400}\n\n'
+    ),
+    stream_error_class=errors.ContextWindowExceededError,
+    stream_error_message="maximum context length is 131072 tokens",
+    stream_error_status=400,  # the error's numeric code
+)
 
 ANTHROPIC = ProviderCase(
     provider="anthropic",
@@ -117,6 +148,11 @@ ANTHROPIC = ProviderCase(
     ),
     error_200_class=errors.InternalServerError,
     error_200_message="Internal server error",
+    # tests/fixtures/anthropic/stream_error_overloaded.sse (the documented error event).
+    stream_error=fixture_bytes("anthropic/stream_error_overloaded.sse"),
+    stream_error_class=errors.ServiceUnavailableError,
+    stream_error_message="Overloaded",
+    stream_error_recoverable=True,
 )
 
 GEMINI = ProviderCase(
@@ -151,6 +187,10 @@ GEMINI = ProviderCase(
     ),
     error_200_class=errors.InternalServerError,
     error_200_message="An internal error has occurred.",
+    # The bare JSON error of tests/fixtures/gemini/stream_midstream_error.txt.
+    stream_error=_GEMINI_ERROR[_GEMINI_ERROR.index(b'{\n  "error"') :],
+    stream_error_class=errors.InternalServerError,
+    stream_error_message="The operation was cancelled.",
 )
 
 MISTRAL = ProviderCase(
@@ -185,6 +225,12 @@ MISTRAL = ProviderCase(
     error_200_class=errors.APIStatusError,
     error_200_message="Service unavailable.",
     error_200_recoverable=False,
+    stream_error=(
+        b'data: {"object":"error","message":"Service unavailable.","type":"internal_server_error",'
+        b'"param":null,"code":"3000"}\n\n'
+    ),
+    stream_error_class=errors.APIStatusError,
+    stream_error_message="Service unavailable.",
 )
 
 OPENROUTER = ProviderCase(
@@ -212,6 +258,13 @@ OPENROUTER = ProviderCase(
     error_200_message="Provider returned error (upstream provider: Venice)",
     # The body's code is the status OpenRouter meant.
     error_200_status=502,
+    # The error chunk of tests/fixtures/openrouter/stream_midstream_error.sse.
+    stream_error=_OPENROUTER_ERROR[_OPENROUTER_ERROR.rindex(b"data: {") :].replace(
+        b"data: [DONE]\n\n", b""
+    ),
+    stream_error_class=errors.BadRequestError,
+    stream_error_message="Token limit reached",
+    stream_error_status=400,  # the error's numeric code
 )
 
 DEEPSEEK = ProviderCase(
@@ -238,6 +291,12 @@ DEEPSEEK = ProviderCase(
     ),
     error_200_class=errors.InternalServerError,
     error_200_message="Server Error",
+    stream_error=(
+        b'data: {"error":{"message":"Server Error","type":"server_error","param":null,'
+        b'"code":null}}\n\n'
+    ),
+    stream_error_class=errors.InternalServerError,
+    stream_error_message="Server Error",
 )
 
 AZURE = ProviderCase(
@@ -272,6 +331,12 @@ AZURE = ProviderCase(
     ),
     error_200_class=errors.InternalServerError,
     error_200_message="The server had an error processing your request.",
+    stream_error=(
+        b'data: {"error":{"message":"The server had an error processing your request.",'
+        b'"type":"server_error","param":null,"code":null}}\n\n'
+    ),
+    stream_error_class=errors.InternalServerError,
+    stream_error_message="The server had an error processing your request.",
 )
 
 OLLAMA = ProviderCase(
@@ -298,6 +363,10 @@ OLLAMA = ProviderCase(
     error_200_body=b'{"error":"the model failed to generate a response"}',
     error_200_class=errors.InternalServerError,
     error_200_message="the model failed to generate a response",
+    # The error line of tests/fixtures/ollama/stream_midstream_error.ndjson.
+    stream_error=b'{"error":"an error was encountered while running the model"}\n',
+    stream_error_class=errors.InternalServerError,
+    stream_error_message="an error was encountered while running the model",
 )
 
 CASES = [OPENAI, OPENAI_COMPATIBLE, ANTHROPIC, GEMINI, MISTRAL, OPENROUTER, DEEPSEEK, AZURE, OLLAMA]

@@ -310,6 +310,15 @@ MODES = [
         blocking=True,
     ),
     Mode(
+        "error event mid-stream",
+        lambda env: env.inject(
+            "error_event", at=_frame_start(env.case), error=env.case.stream_error
+        ),
+        errors.LLMError,  # the case's stream_error_class, checked in the test
+        partial=lambda case: case.text_before_marker,
+        check=lambda outcome, env: _message(env.case.stream_error_message)(outcome, env),
+    ),
+    Mode(
         "invalid JSON in a frame",
         lambda env: env.inject("invalid_frame", after_frames=3),
         errors.MalformedResponseError,
@@ -494,6 +503,9 @@ RUNNERS = {"sync": run_sync, "async": run_async, "blocking": run_blocking}
 
 def _check_error(error: errors.LLMError, mode: Mode, case: ProviderCase, streaming: bool) -> None:
     expected, status, recoverable = mode.error, mode.status, mode.recoverable
+    if mode.name == "error event mid-stream":
+        expected, status = case.stream_error_class, case.stream_error_status
+        recoverable = case.stream_error_recoverable
     if mode.name.startswith("200 with a JSON error"):
         expected, recoverable = case.error_200_class, case.error_200_recoverable
         status = case.error_200_status
