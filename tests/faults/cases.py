@@ -41,7 +41,7 @@ class ProviderCase:
     error_200_body: bytes
     error_200_class: type[errors.LLMError]
     error_200_message: str
-    #: The provider's error as it comes mid-stream (framed), the class and message it makes.
+    #: The provider's error as it comes mid-stream (framed), the class it makes and its message.
     stream_error: bytes
     stream_error_class: type[errors.LLMError]
     stream_error_message: str
@@ -49,7 +49,8 @@ class ProviderCase:
     endpoint: str = "/v1/chat/completions"
     #: The request header that carries the API key.
     key_header: str = "Authorization"
-    #: The status that mid-stream error reports, and whether it is worth a retry.
+    #: The code that mid-stream error carries, its status, and whether it is worth a retry.
+    stream_error_code: str | None = None
     stream_error_status: int | None = None
     stream_error_recoverable: bool | None = None
     #: The answer's text when the cut falls 8 bytes before the body's end (``None``: all of
@@ -106,6 +107,7 @@ OPENAI = ProviderCase(
     ),
     stream_error_class=errors.InternalServerError,
     stream_error_message="The server had an error while processing your request.",
+    stream_error_code="server_error",
 )
 
 # The OpenAI envelope again, at a server of the family (vLLM, llama.cpp, Groq...).
@@ -121,7 +123,12 @@ OPENAI_COMPATIBLE = replace(
         b'"type":"BadRequestError","param":null,"code":400}\n\n'
     ),
     stream_error_class=errors.ContextWindowExceededError,
-    stream_error_message="maximum context length is 131072 tokens",
+    stream_error_message=(
+        "This model's maximum context length is 131072 tokens. However, you requested 156632 "
+        "tokens (152536 in the messages, 4096 in the completion). Please reduce the length of "
+        "the messages or completion."
+    ),
+    stream_error_code="400",
     stream_error_status=400,  # the error's numeric code
 )
 
@@ -152,6 +159,7 @@ ANTHROPIC = ProviderCase(
     stream_error=fixture_bytes("anthropic/stream_error_overloaded.sse"),
     stream_error_class=errors.ServiceUnavailableError,
     stream_error_message="Overloaded",
+    stream_error_code="overloaded_error",
     stream_error_recoverable=True,
 )
 
@@ -191,6 +199,7 @@ GEMINI = ProviderCase(
     stream_error=_GEMINI_ERROR[_GEMINI_ERROR.index(b'{\n  "error"') :],
     stream_error_class=errors.InternalServerError,
     stream_error_message="The operation was cancelled.",
+    stream_error_code="CANCELLED",
 )
 
 MISTRAL = ProviderCase(
@@ -231,6 +240,7 @@ MISTRAL = ProviderCase(
     ),
     stream_error_class=errors.APIStatusError,
     stream_error_message="Service unavailable.",
+    stream_error_code="3000",
 )
 
 OPENROUTER = ProviderCase(
@@ -264,6 +274,7 @@ OPENROUTER = ProviderCase(
     ),
     stream_error_class=errors.BadRequestError,
     stream_error_message="Token limit reached",
+    stream_error_code="400",
     stream_error_status=400,  # the error's numeric code
 )
 

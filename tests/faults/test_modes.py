@@ -118,6 +118,15 @@ def _rate_limit(outcome: Outcome, env: Env) -> None:
     assert error.request_id == "req_fault_429"
 
 
+def _stream_error(outcome: Outcome, env: Env) -> None:
+    error = outcome.error
+    assert error is not None
+    assert (error.message, error.code) == (
+        env.case.stream_error_message,
+        env.case.stream_error_code,
+    )
+
+
 def _retry_at_date(outcome: Outcome, env: Env) -> None:
     error = outcome.error
     assert error is not None and error.retry_after is not None
@@ -316,7 +325,7 @@ MODES = [
         ),
         errors.LLMError,  # the case's stream_error_class, checked in the test
         partial=lambda case: case.text_before_marker,
-        check=lambda outcome, env: _message(env.case.stream_error_message)(outcome, env),
+        check=_stream_error,
     ),
     Mode(
         "invalid JSON in a frame",
