@@ -548,15 +548,6 @@ def test_clean_close_before_message_stop_is_a_truncation(server: ReplayServer) -
     assert caught.value.partial_text == "Hello"
 
 
-def test_unparseable_frame_is_a_typed_error(server: ReplayServer) -> None:
-    body = (
-        _events("anthropic/stream_text.sse")[0] + b"event: content_block_delta\ndata: {not json\n\n"
-    )
-    server.queue(Reply(body=body))
-    with pytest.raises(errors.MalformedResponseError, match="unparseable stream frame"):
-        collect_sync(stream(server), timeout=10)
-
-
 @pytest.mark.parametrize(
     ("stop_reason", "finish"),
     [

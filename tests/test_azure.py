@@ -230,11 +230,3 @@ def test_embeddings_for_a_deployment(server: ReplayServer) -> None:
     assert request.query == {"api-version": "2024-10-21"}
     assert request.headers["api-key"] == API_KEY
     assert request.json() == {"model": "text-embedding-3-small", "input": ["a", "b"]}
-
-
-def test_dropped_connection(server: ReplayServer) -> None:
-    body = fixture_bytes("azure/stream_text.sse")
-    server.queue(Reply(body=body, drop_after=body.index(b'"content":" Op"')))
-    error = failure_of(stream(server.base))
-    assert isinstance(error, errors.StreamTruncatedError)
-    assert error.partial_text == "Why did the"

@@ -393,35 +393,3 @@ def test_error_bodies(
     assert type(error) is cls
     assert (error.provider, error.model, error.status_code) == ("mistral", "mistral-tiny", status)
     assert (error.code, error.param, error.message) == (code, param, message)
-
-
-# --- faults --------------------------------------------------------------------------------
-
-
-def test_dropped_connection_is_a_truncation_with_the_partial_text(
-    server: ReplayServer, base: str
-) -> None:
-    body = fixture_bytes("mistral/stream_text_usage.sse")
-    cut = body.index(b'"content":"-"')  # mid-stream, after "Here's a light"
-    server.queue(Reply(body=body, drop_after=cut))
-    error = failure_of(stream(base))
-    assert isinstance(error, errors.StreamTruncatedError)
-    assert error.partial_text == "Here's a light"
-
-
-def test_error_object_mid_stream(server: ReplayServer, base: str) -> None:
-    head = fixture_bytes("mistral/stream_text_usage.sse").split(b"\n\n")[:3]
-    body = (
-        b"\n\n".join(head)
-        + b"\n\n"
-        + sse(
-            '{"object":"error","message":"Service unavailable.","type":"internal_server_error",'
-            '"param":null,"code":"3000"}',
-            done=False,
-        )
-    )
-    server.queue(Reply(body=body))
-    error = failure_of(stream(base))
-    assert isinstance(error, errors.APIStatusError)
-    assert (error.message, error.code) == ("Service unavailable.", "3000")
-    assert error.partial_text == "Here'"

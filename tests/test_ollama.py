@@ -329,11 +329,3 @@ def test_clean_close_before_done_is_a_truncation(server: ReplayServer) -> None:
     error = failure_of(stream(server.base))
     assert isinstance(error, errors.StreamTruncatedError)
     assert error.partial_text == "Okay, here we go"
-
-
-def test_dropped_connection(server: ReplayServer) -> None:
-    body = fixture_bytes("ollama/stream_chat.ndjson")
-    server.queue(Reply(body=body, content_type=NDJSON, drop_after=body.index(b'"content":"1"')))
-    error = failure_of(stream(server.base))
-    assert isinstance(error, errors.StreamTruncatedError)
-    assert error.partial_text == "Okay, here we go!\n\n"

@@ -11,7 +11,7 @@ from rxllm import errors, ops
 from rxllm.streaming import collect, collect_sync
 
 from .conftest import API_KEY, fixture_bytes
-from .server import ReplayServer, Reply, sse
+from .server import ReplayServer, Reply
 
 MESSAGES = [{"role": "user", "content": "What's the weather like in SF?"}]
 
@@ -275,31 +275,6 @@ def test_retry_after_ms_header_wins(server: ReplayServer, openai_base: str) -> N
             "openai", "gpt-4o", messages=MESSAGES, api_key=API_KEY, api_base=openai_base
         )
     assert caught.value.retry_after == 1.5
-
-
-def test_error_object_mid_stream(server: ReplayServer, openai_base: str) -> None:
-    body = fixture_bytes("openai/stream_text_usage.sse").split(b"\n\n")
-    payload = (
-        b"\n\n".join(body[:4])
-        + b"\n\n"
-        + sse(
-            '{"error":{"message":"The server had an error","type":"server_error","code":"server_error"}}',
-            done=False,
-        )
-    )
-    server.queue(Reply(body=payload))
-    failures: list[Exception] = []
-    rxllm.streaming.consume(stream(openai_base), on_error=failures.append).wait(10)
-    (error,) = failures
-    assert isinstance(error, errors.APIStatusError)
-    assert error.code == "server_error"
-    assert error.partial_text == "I'm unable to"
-
-
-def test_malformed_frame_is_a_typed_error(server: ReplayServer, openai_base: str) -> None:
-    server.queue(Reply(body=sse('{"id":"x","choices":[]}', "{not json")))
-    with pytest.raises(errors.MalformedResponseError, match="unparseable stream frame"):
-        collect_sync(stream(openai_base), timeout=10)
 
 
 # --- vision --------------------------------------------------------------------------------

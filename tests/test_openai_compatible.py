@@ -163,14 +163,6 @@ def test_vllm_context_errors(
     assert error.param == param
 
 
-def test_error_object_mid_stream_is_typed(server: ReplayServer, base: str) -> None:
-    head = fixture_bytes("openai/stream_text_usage.sse").split(b"\n\n")[:3]
-    server.queue(Reply(body=b"\n\n".join(head) + b"\n\n" + sse(VLLM_OLD, done=False)))
-    error = failure_of(stream(base))
-    assert type(error) is errors.ContextWindowExceededError  # from its numeric code and text
-    assert error.partial_text == "I'm unable"
-
-
 def test_embeddings(server: ReplayServer, base: str) -> None:
     server.queue(Reply(body=fixture_bytes("openai/response_embedding.json")))
     response = rxllm.embedding(

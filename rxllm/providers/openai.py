@@ -456,8 +456,8 @@ class OpenAIProvider:
         the body is an error object, else a malformed response showing what came instead
         (JSON nested deeper than the decoder follows, ``RecursionError``, is one too)."""
         if isinstance(exc, msgspec.ValidationError):
-            if b'"error"' in body:
-                return error_from_body(200, body, {}, provider=self.name, model=call.model)
+            if b'"error"' in body:  # read as the provider reads its errors, as a stream does
+                return self.map_error(200, body, {}, call)
             problem = f"response is not {what}"
         elif isinstance(exc, RecursionError):
             problem = "response is JSON nested too deeply to read"

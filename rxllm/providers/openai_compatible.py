@@ -455,7 +455,7 @@ class CompatibleProvider(OpenAIProvider):
                 pass
         wire = _decode_wire(body)
         if wire.object == "error" or (wire.error is not None and not wire.choices):
-            raise compatible_error(200, body, {}, provider=self.name, model=call.model)
+            raise self.map_error(200, body, {}, call)  # as the provider reads its errors
         return self.reader().response(wire)
 
     def map_error(

@@ -13,7 +13,8 @@ Modes (``FAULTS``): ``reset`` (abort before the headers), ``drop`` (abort mid-bo
 ``at``), ``stall_first_byte`` (no headers for ``seconds``), ``stall_body`` (headers and ``at``
 bytes, then silence), ``trickle`` (one byte per write), ``rate_limited`` (429 with
 ``Retry-After``), ``html_error`` (a proxy's 5xx HTML page), ``json_error_200`` (``200`` and an
-error object instead of a stream), ``invalid_frame`` (a frame that is not JSON), ``unknown_events``
+error object instead of a stream), ``error_event`` (the provider's error mid-stream, then a clean
+close), ``invalid_frame`` (a frame that is not JSON), ``unknown_events``
 (SSE event types, comments and fields nobody documented), ``big_frame`` (one frame over 1 MiB),
 ``gzip`` (``Content-Encoding: gzip``, flushed per piece), ``content_type`` (the right bytes under
 the wrong ``Content-Type``, or another body entirely), ``redirect`` (a 3xx to ``location``).
@@ -117,6 +118,12 @@ UNKNOWN_SSE = (
 )
 
 
+def error_event(t: Transcript, at: int, error: bytes) -> Reply:
+    """The first ``at`` bytes, then ``error`` (the provider's error, framed as it sends one
+    mid-stream), then a clean close: the stream ends in an error after some of the answer."""
+    return Reply(body=t.body[:at] + error, content_type=t.content_type, piece=700)
+
+
 def unknown_events(t: Transcript, extra: bytes = UNKNOWN_SSE) -> Reply:
     return Reply(body=t.every_frame_followed_by(extra), content_type=t.content_type, piece=4096)
 
@@ -150,6 +157,7 @@ FAULTS: dict[str, Callable[..., Reply]] = {
     "html_error": html_error,
     "json_error_200": json_error_200,
     "invalid_frame": invalid_frame,
+    "error_event": error_event,
     "unknown_events": unknown_events,
     "big_frame": big_frame,
     "gzip": gzip,

@@ -71,6 +71,7 @@ class Mode:
     timeout: float = 10.0
     pipe: Callable[[Any], Any] | None = None  # an operator on the stream, for both subscribers
     blocking: bool = False  # also run as a plain (non-streaming) request
+    sse_only: str | None = None  # why the mode has no meaning for another framing (NDJSON)
 
 
 # --- the modes ---------------------------------------------------------------------------------
@@ -117,6 +118,15 @@ def _rate_limit(outcome: Outcome, env: Env) -> None:
     assert error.request_id == "req_fault_429"
 
 
+def _stream_error(outcome: Outcome, env: Env) -> None:
+    error = outcome.error
+    assert error is not None
+    assert (error.message, error.code) == (
+        env.case.stream_error_message,
+        env.case.stream_error_code,
+    )
+
+
 def _retry_at_date(outcome: Outcome, env: Env) -> None:
     error = outcome.error
     assert error is not None and error.retry_after is not None
@@ -133,9 +143,9 @@ def _no_request_elsewhere(outcome: Outcome, env: Env) -> None:
 
 def _followed(outcome: Outcome, env: Env) -> None:
     first, second = env.server.requests
-    assert (first.path, second.path) == ("/v1/chat/completions", "/v2/chat/completions")
+    assert (first.path, second.path) == (env.case.endpoint, "/v2/chat/completions")
     assert second.method == "POST" and second.body == first.body
-    assert second.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert API_KEY in second.headers[env.case.key_header]
 
 
 def _gzip_was_offered(outcome: Outcome, env: Env) -> None:
@@ -220,7 +230,7 @@ MODES = [
         "drop before the end marker",
         lambda env: env.inject("drop", at=len(env.case.transcript.body) - 8),
         errors.StreamTruncatedError,
-        partial=lambda case: case.text,
+        partial=lambda case: case.text if case.text_before_end is None else case.text_before_end,
     ),
     Mode(
         "stall before the first byte",
@@ -309,13 +319,27 @@ MODES = [
         blocking=True,
     ),
     Mode(
+        "error event mid-stream",
+        lambda env: env.inject(
+            "error_event", at=_frame_start(env.case), error=env.case.stream_error
+        ),
+        errors.LLMError,  # the case's stream_error_class, checked in the test
+        partial=lambda case: case.text_before_marker,
+        check=_stream_error,
+    ),
+    Mode(
         "invalid JSON in a frame",
         lambda env: env.inject("invalid_frame", after_frames=3),
         errors.MalformedResponseError,
         partial=lambda case: case.text_of_three_frames,
-        check=_message("unparseable stream frame"),
+        check=lambda outcome, env: _message(env.case.bad_frame_message)(outcome, env),
     ),
-    Mode("unknown SSE event types", lambda env: env.inject("unknown_events"), None),
+    Mode(
+        "unknown SSE event types",
+        lambda env: env.inject("unknown_events"),
+        None,
+        sse_only="NDJSON has no event types, comments or fields to leave unknown",
+    ),
     Mode(
         "frame larger than 1 MiB (4.5 MiB)",
         lambda env: env.inject("big_frame", marker=env.case.big_frame_after, filler=FILLER),
@@ -345,6 +369,8 @@ MODES = [
         errors.MalformedResponseError,
         status=200,
         check=_message("expected a stream", "got application/json"),
+        sse_only="NDJSON may come as application/json (Ollama's proxies): a JSON document is "
+        "read as the stream",
     ),
     Mode(
         "text/plain 200 with a real stream",
@@ -485,22 +511,24 @@ RUNNERS = {"sync": run_sync, "async": run_async, "blocking": run_blocking}
 
 
 def _check_error(error: errors.LLMError, mode: Mode, case: ProviderCase, streaming: bool) -> None:
-    expected = mode.error
+    expected, status, recoverable = mode.error, mode.status, mode.recoverable
+    if mode.name == "error event mid-stream":
+        expected, status = case.stream_error_class, case.stream_error_status
+        recoverable = case.stream_error_recoverable
     if mode.name.startswith("200 with a JSON error"):
-        expected = case.error_200_class
+        expected, recoverable = case.error_200_class, case.error_200_recoverable
+        status = case.error_200_status
+        if streaming and not case.sse:  # NDJSON reads the body as a stream: a mid-stream line
+            status = None
     assert type(error) is expected, f"{type(error).__name__}: {error}"
-    assert (error.provider, error.model, error.status_code) == (
-        case.provider,
-        case.model,
-        mode.status,
-    )
+    assert (error.provider, error.model, error.status_code) == (case.provider, case.model, status)
     assert f"{case.provider}/{case.model}" in str(error)
-    if mode.status is not None:
-        assert f"HTTP {mode.status}" in str(error)
+    if status is not None:
+        assert f"HTTP {status}" in str(error)
     if streaming:
         assert error.partial_text == mode.partial(case)
-    if mode.recoverable is not None:
-        assert error.recoverable is mode.recoverable
+    if recoverable is not None:
+        assert error.recoverable is recoverable
     assert API_KEY not in str(error) and API_KEY not in repr(error)
 
 
@@ -523,6 +551,8 @@ CASES_OF_MODES = [
 def test_fault_mode(
     mode: Mode, runner: str, case: ProviderCase, faults: FaultServer, elsewhere: FaultServer
 ) -> None:
+    if mode.sse_only is not None and not case.sse:
+        pytest.skip(mode.sse_only)
     env = Env(case, faults, elsewhere)
     base = mode.arrange(env) or env.base
     outcome = RUNNERS[runner](env, mode, base)
