@@ -538,7 +538,7 @@ async def test_plain_for_inside_asyncio_runs_a_stream_not_started_elsewhere(
 async def test_plain_for_inside_asyncio_is_refused_at_once_when_it_would_deadlock(
     server: ReplayServer, openai_base: str
 ) -> None:
-    server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse"), piece=100, delay=0.05))
+    server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse"), piece=400, delay=0.02))
     stream = await acompletion_stream(openai_base)
     handle = rxllm.streaming.consume(stream)
     async for _ in stream:  # under way on this loop now

@@ -367,7 +367,7 @@ async def test_blocking_wait_on_own_loop_moves_a_stream_not_started_yet(
 async def test_blocking_wait_on_own_loop_once_started_is_refused_at_once(
     server: ReplayServer, openai_base: str
 ) -> None:
-    server.queue(Reply(body=fixture_bytes(TRANSCRIPT), piece=200, delay=0.05))
+    server.queue(Reply(body=fixture_bytes(TRANSCRIPT), piece=400, delay=0.02))
     chat = stream(openai_base)
     handle = consume(chat)
     async for _ in chat:  # the request is under way on this very loop

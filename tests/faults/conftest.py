@@ -40,7 +40,15 @@ def elsewhere(_elsewhere: FaultServer) -> Iterator[FaultServer]:
     _elsewhere.reset()
 
 
-@pytest.fixture(params=CASES, ids=str)
+# OpenAI's case runs in the inner loop (`make test-fast`); every other provider's in `make test`.
+@pytest.fixture(
+    params=[
+        pytest.param(
+            case, id=str(case), marks=() if case.provider == "openai" else pytest.mark.slow
+        )
+        for case in CASES
+    ]
+)
 def case(request: pytest.FixtureRequest) -> ProviderCase:
     case: ProviderCase = request.param
     return case
