@@ -52,6 +52,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "entry": ("rxllm._api", "rxllm.streaming", "rxllm._checks"),
     # Deployments, fallbacks, retries over the entry layer.
     "router": ("rxllm.router",),
+    # The server: OpenAI and Anthropic wire formats over the router (`rxllm serve`).
+    "gateway": ("rxllm.gateway",),
     # What the user sees first: the package namespace, the command line, the demo.
     "face": ("rxllm", "rxllm.__main__", "rxllm.cli", "rxllm._cli_", "rxllm._demo"),
 }
@@ -69,8 +71,22 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "router": frozenset(
         {"base", "places", "contract", "transport", "providers", "stream", "ops", "entry"}
     ),
-    "face": frozenset(
+    "gateway": frozenset(
         {"base", "places", "contract", "transport", "providers", "stream", "ops", "entry", "router"}
+    ),
+    "face": frozenset(
+        {
+            "base",
+            "places",
+            "contract",
+            "transport",
+            "providers",
+            "stream",
+            "ops",
+            "entry",
+            "router",
+            "gateway",
+        }
     ),
 }
 
