@@ -549,7 +549,9 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
         ax.axvline(section["gap_ms"], color="black", lw=0.8, ls=":")
         ax.axvline(1, color="red", lw=0.8, ls="--")
     ax.set_xscale("log")
+    ax.set_xlim(0.01, max(4 * float(section.get("gap_ms") or 5), 20))
     ax.xaxis.set_major_formatter(number)
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(
         f"inter-arrival at the client, ms (upstream: every {section.get('gap_ms', '?')} ms)",
         fontsize=8,
