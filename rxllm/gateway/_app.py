@@ -43,7 +43,7 @@ from ..types import ChatChunk, ChatResponse, Usage
 from . import _anthropic, _openai
 from ._config import Catalog, GatewayConfig
 from ._errors import GatewayError, WireError, anthropic_error_body, describe, openai_error_body
-from ._keys import KeyLimits, KeyStore, VirtualKey, authenticate, key_routes
+from ._keys import KeyLimits, KeyStore, VirtualKey, authenticate, key_routes, unauthenticated
 from ._metrics import CONTENT_TYPE, Metrics, RequestMetrics
 
 __all__ = ["Gateway"]
@@ -200,17 +200,12 @@ class Gateway:
             return Caller()
         key = authenticate(request.headers)
         if key is None:
-            raise GatewayError(
-                401,
-                "You didn't provide an API key: send it as 'Authorization: Bearer <key>' "
-                "or 'x-api-key: <key>'.",
-                code="invalid_api_key",
-            )
+            raise unauthenticated(None)
         if hmac.compare_digest(key.encode(), self.master_key.encode()):
             return Caller()
         found = self.keys.lookup(key) if self.keys is not None else None
         if found is None:
-            raise GatewayError(401, "Incorrect API key provided.", code="invalid_api_key")
+            raise unauthenticated(key)
         return Caller(found)
 
     def _admit(self, caller: Caller, model: str) -> None:
@@ -245,7 +240,7 @@ class Gateway:
             self.limits.add_tokens(key, tokens, self.clock())
             if self.keys is not None:
                 self.keys.add_spend(
-                    key.token_hash, cost or 0.0, usage.prompt_tokens, usage.completion_tokens
+                    key.token, cost or 0.0, usage.prompt_tokens, usage.completion_tokens
                 )
 
     # --- model endpoints ---------------------------------------------------------------------
