@@ -30,7 +30,7 @@ from reactivex import Observable, abc
 
 from ._loop import running_loop
 
-__all__ = ["StreamIterator", "hold_producer", "producer_holds"]
+__all__ = ["TIMED_OUT", "StreamIterator", "hold_producer", "producer_holds"]
 
 T = TypeVar("T")
 
@@ -69,6 +69,8 @@ def _resolve_from_any_thread(future: asyncio.Future[None]) -> None:
 
 
 _END = object()
+#: What :meth:`StreamIterator.next_within` returns when no item came in time.
+TIMED_OUT: Any = object()
 
 
 class _Channel:
@@ -217,6 +219,34 @@ class StreamIterator(Generic[T]):
             except BaseException:
                 self.close()
                 raise
+
+    async def next_within(self, seconds: float) -> T:
+        """The next item, or :data:`TIMED_OUT` if none came within ``seconds`` (the iteration
+        goes on: call again). Raises ``StopAsyncIteration`` at the end, as ``__anext__``.
+        For a server's heartbeats: a quiet stream is noticed without cancelling anything."""
+        if self._closed:
+            raise StopAsyncIteration
+        if not self._started:
+            self._start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            try:
+                ready, item = self._next_or_wait(loop.create_future)
+            except _Stop:
+                raise StopAsyncIteration from None
+            if ready:
+                return item  # type: ignore[no-any-return]
+            if loop.time() >= deadline:
+                return TIMED_OUT  # type: ignore[no-any-return]
+            timer = loop.call_at(deadline, _resolve, item)
+            try:
+                await item
+            except BaseException:
+                self.close()
+                raise
+            finally:
+                timer.cancel()
 
     def __iter__(self) -> StreamIterator[T]:
         return self

@@ -30,7 +30,7 @@ from msgspec.structs import replace
 
 from ._assemble import merge_fields
 from .errors import error_summary
-from .types import ChatChunk, Delta, StreamChoice, ToolCallDelta
+from .types import ChatChunk, Delta, StreamChoice, ToolCallDelta, Usage
 
 __all__ = ["DONE", "SSEFrames"]
 
@@ -42,11 +42,16 @@ _encode = msgspec.json.Encoder().encode
 class SSEFrames:
     """Encodes one stream's chunks as ``data:`` frames, in order; one instance per stream."""
 
-    __slots__ = ("_fields", "_fields_chunk", "_roles", "_usage")
+    __slots__ = ("_fields", "_fields_chunk", "_include_usage", "_roles", "_usage", "usage")
 
-    def __init__(self) -> None:
+    def __init__(self, *, include_usage: bool = True) -> None:
+        """``include_usage=False`` leaves the usage chunk out (a gateway's client that did not
+        ask for ``stream_options.include_usage``); ``usage`` still records it."""
+        self._include_usage = include_usage
         self._roles: set[int] = set()  # the choices whose first delta has been written
         self._usage: ChatChunk | None = None  # the last chunk that carried usage, held back
+        #: The last usage the stream reported (None until one came).
+        self.usage: Usage | None = None
         self._fields: dict[int, dict[str, Any]] = {}  # provider_fields held for a finish chunk
         self._fields_chunk: ChatChunk | None = None  # the last chunk that carried them
 
@@ -54,6 +59,7 @@ class SSEFrames:
         """The frame of one chunk (``b""`` when it carried only usage, held for the end)."""
         if chunk.usage is not None:
             self._usage = chunk
+            self.usage = chunk.usage
             if not chunk.choices:
                 return b""
             chunk = replace(chunk, usage=None)
@@ -74,11 +80,12 @@ class SSEFrames:
         """The frames that end a complete stream: held fields and usage, then ``[DONE]``."""
         return [*self._held(), DONE]
 
-    def error(self, error: BaseException) -> list[bytes]:
+    def error(self, error: BaseException, body: dict[str, Any] | None = None) -> list[bytes]:
         """The frames that end a failed stream: held fields and usage, then the error (no
-        ``[DONE]``). The summary never holds an API key."""
-        frame = b"event: error\ndata: " + _encode({"error": error_summary(error)}) + b"\n\n"
-        return [*self._held(), frame]
+        ``[DONE]``) whose data is ``body`` (default ``{"error": error_summary(error)}``, which
+        never holds an API key)."""
+        data = _encode(body if body is not None else {"error": error_summary(error)})
+        return [*self._held(), b"event: error\ndata: " + data + b"\n\n"]
 
     def _completed(self, chunk: ChatChunk) -> ChatChunk:
         if any(choice.delta.provider_fields is not None for choice in chunk.choices):
@@ -113,7 +120,7 @@ class SSEFrames:
             frames.append(_frame(replace(self._fields_chunk, choices=choices, usage=None)))
             self._fields.clear()
         usage, self._usage = self._usage, None
-        if usage is not None:
+        if usage is not None and self._include_usage:
             frames.append(_frame(replace(usage, choices=[])))
         return frames
 

@@ -1,4 +1,4 @@
-"""The ``rxllm`` command line: ``chat``, ``providers`` and the offline ``demo``.
+"""The ``rxllm`` command line: ``chat``, ``providers``, the offline ``demo`` and ``serve``.
 
 Only ``argparse`` is imported up front, so ``rxllm --help`` answers at once; aiohttp, reactivex
 and rich are imported when a command needs them.
@@ -100,6 +100,36 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--pace", type=float, default=0.03, help="seconds between replayed events (default 0.03)"
     )
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway: OpenAI- and Anthropic-compatible endpoints over your config",
+        description=(
+            "Run an OpenAI- and Anthropic-compatible gateway (/v1/chat/completions, "
+            "/v1/messages, /v1/embeddings, /v1/models, /metrics) on the router. The config "
+            "file is LiteLLM proxy's YAML (model_list, router_settings, general_settings). "
+            "SIGTERM drains open streams. Needs: pip install 'rxllm[gateway]'."
+        ),
+        epilog=(
+            "examples:\n  rxllm serve --config config.yaml --port 4000 --workers 2\n"
+            "  rxllm serve --mock   # offline: every model answers through the mock provider"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = serve.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", metavar="FILE", help="the YAML config file")
+    source.add_argument(
+        "--mock",
+        action="store_true",
+        help="no config: every model name (mock/<anything> or any other) answers through "
+        "the mock provider, offline",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=4000, help="port (4000; 0 picks a free one)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes serving the one port (default 1)"
+    )
+    serve.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)
     return parser
 
 
@@ -124,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             print_providers(sys.stdout, as_json=args.json)
             return 0
+        if args.command == "serve":
+            from ._cli_serve import serve
+
+            return serve(args, sys.argv[1:] if argv is None else list(argv))
         return _chat(args)
     except UsageError as error:
         _fail(str(error))

@@ -432,6 +432,7 @@ class Router:
         *,
         stream: Literal[True],
         metadata: Mapping[str, Any] | None = ...,
+        replay: bool = ...,
         **params: Any,
     ) -> RouterStream: ...
 
@@ -443,6 +444,7 @@ class Router:
         *,
         stream: Literal[False] = ...,
         metadata: Mapping[str, Any] | None = ...,
+        replay: bool = ...,
         **params: Any,
     ) -> ChatResponse: ...
 
@@ -453,16 +455,18 @@ class Router:
         *,
         stream: bool = False,
         metadata: Mapping[str, Any] | None = None,
+        replay: bool = True,
         **params: Any,
     ) -> RouterStream | ChatResponse:
         """``rxllm.completion`` through the configuration ``name``: a ``ChatResponse``
         (blocking), or with ``stream=True`` a hot stream (a ``ChatStream``) returned at once.
         ``metadata`` reaches route functions, not the provider; other keyword arguments are
-        request parameters."""
+        request parameters. ``replay=False`` as for ``rxllm.completion`` (a stream read by one
+        consumer from its start keeps no chunks)."""
         execution = self._execution(name, messages, stream, metadata, params)
         first = execution.first()
         if stream:
-            return RouterStream(execution, first)
+            return RouterStream(execution, first, replay=replay)
         return run_sync(execution.run(FetchSender()))
 
     @overload
@@ -473,6 +477,7 @@ class Router:
         *,
         stream: Literal[True],
         metadata: Mapping[str, Any] | None = ...,
+        replay: bool = ...,
         **params: Any,
     ) -> RouterStream: ...
 
@@ -484,6 +489,7 @@ class Router:
         *,
         stream: Literal[False] = ...,
         metadata: Mapping[str, Any] | None = ...,
+        replay: bool = ...,
         **params: Any,
     ) -> ChatResponse: ...
 
@@ -494,13 +500,14 @@ class Router:
         *,
         stream: bool = False,
         metadata: Mapping[str, Any] | None = None,
+        replay: bool = True,
         **params: Any,
     ) -> RouterStream | ChatResponse:
         """:meth:`completion` for asyncio (the stream is bound to the running loop)."""
         execution = self._execution(name, messages, stream, metadata, params)
         first = execution.first()
         if stream:
-            routed = RouterStream(execution, first)
+            routed = RouterStream(execution, first, replay=replay)
             routed.bind()
             return routed
         return await execution.run(FetchSender())

@@ -29,8 +29,8 @@ class RouterStream(ChatStream):
     It is also the engine's ``Sender`` for the request: each attempt goes through
     ``ChatStream``'s subclass hook, ``_send``."""
 
-    def __init__(self, execution: Execution, first: Pick) -> None:
-        super().__init__(first.call, first.provider, first.request)
+    def __init__(self, execution: Execution, first: Pick, *, replay: bool = True) -> None:
+        super().__init__(first.call, first.provider, first.request, replay=replay)
         self._execution = execution
         self._pick = first
         self._clock = execution.clock

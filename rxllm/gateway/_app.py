@@ -1,0 +1,482 @@
+"""The gateway's HTTP application: endpoints, keys, the stream relay, accounting.
+
+``Gateway(config).app()`` is an ``aiohttp.web.Application``. Each model call is answered in the
+client's own wire format (OpenAI's on ``/v1/chat/completions``, Anthropic's on
+``/v1/messages``) whatever the upstream's provider, through the router of the config's
+:class:`~rxllm.gateway._config.Catalog`. A streamed answer is relayed by :meth:`Gateway._relay`:
+
+* each upstream chunk leaves as its own SSE event as soon as it is parsed (``response.write``
+  per chunk, never batched), and the next is not taken before the client's socket accepted the
+  last one, so a slow client holds the upstream read back (docs/contracts.md, 6);
+* a ``: keep-alive`` comment goes out every ``heartbeat_seconds`` while nothing else does,
+  before the first token too. The response is committed (status 200) only at the first chunk
+  or the first heartbeat, so an upstream that fails quickly is answered with its real status;
+* a client that goes away cancels the handler (aiohttp's handler cancellation), which disposes
+  the stream, which cancels the upstream request (docs/contracts.md, 3);
+* a failure after the first byte ends the stream with an error event in the client's format.
+
+Usage is always requested upstream; the client's stream carries it only when asked. Every
+request's usage is priced at the price table's rates and added to its virtual key's spend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import random
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import msgspec
+from aiohttp import web
+from reactivex import Observable
+
+from .. import __version__
+from .._api import aembedding
+from .._flow import TIMED_OUT, StreamIterator
+from ..pricing import calculate_cost
+from ..streaming import SSE_HEADERS
+from ..types import ChatChunk, ChatResponse, Usage
+from . import _anthropic, _openai
+from ._config import Catalog, GatewayConfig
+from ._errors import GatewayError, WireError, anthropic_error_body, describe, openai_error_body
+from ._keys import KeyLimits, KeyStore, VirtualKey, authenticate, key_routes, unauthenticated
+from ._metrics import CONTENT_TYPE, Metrics, RequestMetrics
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("rxllm.gateway")
+
+KEEP_ALIVE = b": keep-alive\n\n"
+_encode = msgspec.json.Encoder().encode
+_JSON = "application/json"
+#: Chunks a relay may hold for a client before the upstream read waits.
+_RELAY_BUFFER = 8
+_ANTHROPIC_PATH = "/v1/messages"
+
+
+class Frames(Protocol):
+    """A stream in one client's wire format (``_openai.OpenAIFrames``,
+    ``_anthropic.AnthropicStream``)."""
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    def start(self) -> bytes: ...
+
+    def chunk(self, chunk: ChatChunk) -> bytes: ...
+
+    def end(self) -> bytes: ...
+
+    def error(self, error: WireError) -> bytes: ...
+
+
+class Caller(msgspec.Struct, frozen=True):
+    """Who is calling: the master key / an open gateway (``key`` None), or a virtual key."""
+
+    key: VirtualKey | None = None
+
+
+class Gateway:
+    """The application of ``rxllm serve`` for one config; one per process."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        catalog: Catalog | None = None,
+        metrics: Metrics | None = None,
+        keys: KeyStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.catalog = catalog or Catalog(config)
+        self.metrics = metrics or Metrics()
+        general = config.general
+        self.master_key = general.master_key
+        if self.master_key and keys is None:
+            keys = KeyStore(general.database_path)
+        self.keys = keys
+        self.limits = KeyLimits()
+        self.heartbeat = general.heartbeat_seconds
+        self.max_body = int(general.max_request_size_mb * 1024 * 1024)
+        self.clock = clock
+        #: True once SIGTERM arrived: readiness fails, so load balancers stop sending.
+        self.draining = False
+        #: True once the grace period is over: open streams end with an error event.
+        self.drain_expired = False
+        self.open_streams = 0
+        #: The handlers running now, for draining.
+        self.inflight: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.started = int(clock())
+
+    # --- the application -----------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body, middlewares=[self._errors])
+        chat, messages = self._chat_completions, self._messages
+        app.add_routes(
+            [
+                web.post("/v1/chat/completions", chat),
+                web.post("/chat/completions", chat),
+                web.post("/v1/messages", messages),
+                web.post("/v1/embeddings", self._embeddings),
+                web.post("/embeddings", self._embeddings),
+                web.get("/v1/models", self._models),
+                web.get("/models", self._models),
+                web.get("/health/liveliness", self._liveliness),
+                web.get("/health/readiness", self._readiness),
+                web.get("/metrics", self._metrics),
+            ]
+        )
+        if self.keys is not None and self.master_key:
+            app.add_routes(key_routes(self.keys, self.master_key))
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _close(self, _: web.Application) -> None:
+        if self.keys is not None:
+            self.keys.close()
+
+    @web.middleware
+    async def _errors(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Every failure as the client's wire format expects it: never a traceback. Also
+        keeps the set of running handlers, for draining."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
+            self._idle.clear()
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            error: BaseException = GatewayError(exc.status, exc.reason)
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as exc:
+            error = exc
+            if describe(exc).status >= 500 and not isinstance(exc, GatewayError):
+                log.warning("%s %s failed: %r", request.method, request.path, exc)
+        finally:
+            if task is not None:
+                self.inflight.discard(task)
+                if not self.inflight:
+                    self._idle.set()
+        return self._error_response(request, error)
+
+    async def drained(self) -> None:
+        """Wait until no handler runs."""
+        await self._idle.wait()
+
+    def _error_response(self, request: web.Request, error: BaseException) -> web.Response:
+        wire = describe(error)
+        request_id = request.get("request_id") or _request_id()
+        if request.path == _ANTHROPIC_PATH:
+            body = anthropic_error_body(wire, request_id)
+        else:
+            body = openai_error_body(wire)
+        headers = {"x-request-id": request_id, "request-id": request_id}
+        if wire.retry_after is not None:
+            headers["retry-after"] = str(max(1, round(wire.retry_after)))
+        measured = request.get("metrics") or self.metrics.request(_endpoint(request), "")
+        measured.finished(wire.status, _since(request), error=type(error).__name__)
+        return web.Response(
+            status=wire.status, body=_encode(body), content_type=_JSON, headers=headers
+        )
+
+    # --- keys ------------------------------------------------------------------------------
+
+    def _caller(self, request: web.Request) -> Caller:
+        """The caller of a model endpoint (401 without a valid key when keys are on)."""
+        if not self.master_key:
+            return Caller()
+        key = authenticate(request.headers)
+        if key is None:
+            raise unauthenticated(None)
+        if hmac.compare_digest(key.encode(), self.master_key.encode()):
+            return Caller()
+        found = self.keys.lookup(key) if self.keys is not None else None
+        if found is None:
+            raise unauthenticated(key)
+        return Caller(found)
+
+    def _admit(self, caller: Caller, model: str) -> None:
+        key = caller.key
+        if key is None:
+            return
+        now = self.clock()
+        refusal = key.refusal(model, now) or self.limits.admit(key, now)
+        if refusal is not None:
+            raise refusal
+
+    def _account(
+        self,
+        caller: Caller,
+        measured: RequestMetrics,
+        provider: str,
+        model: str,
+        usage: Usage | None,
+    ) -> None:
+        """Price a request's usage; add it to its key's spend and to the metrics."""
+        if usage is None:
+            return
+        details = usage.prompt_tokens_details
+        cached = (details.cached_tokens or 0) if details is not None else 0
+        cost = calculate_cost(
+            provider, model, usage.prompt_tokens, usage.completion_tokens, cached_tokens=cached
+        )
+        measured.usage(usage.prompt_tokens, usage.completion_tokens, cost)
+        key = caller.key
+        if key is not None:
+            tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+            self.limits.add_tokens(key, tokens, self.clock())
+            if self.keys is not None:
+                self.keys.add_spend(
+                    key.token, cost or 0.0, usage.prompt_tokens, usage.completion_tokens
+                )
+
+    # --- model endpoints ---------------------------------------------------------------------
+
+    async def _body(self, request: web.Request) -> bytes:
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise GatewayError(
+                413,
+                f"the request body is larger than the gateway's limit of {self.max_body} bytes "
+                "(general_settings.max_request_size_mb)",
+                code="request_too_large",
+            ) from None
+
+    def _resolve(self, request: web.Request, model: str) -> str:
+        request["model"] = model
+        request["metrics"] = self.metrics.request(_endpoint(request), model)
+        name = self.catalog.resolve(model)
+        if name is None:
+            raise GatewayError(
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                code="model_not_found",
+                param="model",
+            )
+        return name
+
+    async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
+        _begin(request)
+        caller = self._caller(request)
+        chat = _openai.parse_chat(await self._body(request))
+        name = self._resolve(request, chat.model)
+        self._admit(caller, chat.model)
+        router = self.catalog.router
+        if not chat.stream:
+            response = await router.acompletion(name, chat.messages, **chat.params)
+            return self._answered(request, caller, response, _openai.render_chat(response))
+        stream = await router.acompletion(
+            name, chat.messages, stream=True, replay=False, **chat.params
+        )
+        frames = _openai.OpenAIFrames(include_usage=chat.include_usage)
+        return await self._relay(request, caller, stream, frames)
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        _begin(request)
+        caller = self._caller(request)
+        call = _anthropic.parse_request(await self._body(request))
+        name = self._resolve(request, call.model)
+        self._admit(caller, call.model)
+        router = self.catalog.router
+        message_id = "msg_" + secrets.token_hex(12)
+        if not call.stream:
+            response = await router.acompletion(name, call.messages, **call.params)
+            body = _anthropic.render_message(response, model=call.model, message_id=message_id)
+            return self._answered(request, caller, response, body)
+        stream = await router.acompletion(
+            name, call.messages, stream=True, replay=False, **call.params
+        )
+        frames = _anthropic.AnthropicStream(model=call.model, message_id=message_id)
+        return await self._relay(request, caller, stream, frames)
+
+    def _answered(
+        self, request: web.Request, caller: Caller, response: ChatResponse, body: bytes
+    ) -> web.Response:
+        measured: RequestMetrics = request["metrics"]
+        self._account(caller, measured, response.provider, response.model, response.usage)
+        measured.finished(200, _since(request))
+        return web.Response(body=body, content_type=_JSON, headers=_ids(request))
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        _begin(request)
+        caller = self._caller(request)
+        asked = _openai.parse_embeddings(await self._body(request))
+        name = self._resolve(request, asked.model)
+        self._admit(caller, asked.model)
+        deployments = self.catalog.deployments(name)
+        if not deployments:
+            raise GatewayError(400, f"`{asked.model}` has no deployment for embeddings")
+        spec = random.choice(deployments)
+        extra = {} if spec.timeout is None else {"timeout": spec.timeout}
+        texts: Any = asked.input
+        response = await aembedding(
+            spec.provider,
+            spec.model,
+            input=texts,
+            api_key=spec.api_key,
+            api_base=spec.api_base,
+            **extra,
+            **{**spec.params, **asked.params},
+        )
+        measured: RequestMetrics = request["metrics"]
+        self._account(caller, measured, response.provider, response.model, response.usage)
+        measured.finished(200, _since(request))
+        body = _openai.render_embeddings(response)
+        return web.Response(body=body, content_type=_JSON, headers=_ids(request))
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        self._caller(request)
+        body = _openai.models_body(self.catalog.names(), self.started)
+        return web.Response(body=body, content_type=_JSON)
+
+    # --- the relay -------------------------------------------------------------------------
+
+    async def _relay(
+        self,
+        request: web.Request,
+        caller: Caller,
+        stream: Observable[ChatChunk],
+        frames: Frames,
+    ) -> web.StreamResponse:
+        """Pass ``stream`` to the client chunk by chunk (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        measured: RequestMetrics = request["metrics"]
+        chunks: StreamIterator[ChatChunk] = StreamIterator(stream, max_buffered=_RELAY_BUFFER)
+        heartbeat = self.heartbeat
+        response: web.StreamResponse | None = None
+        started = request["started"]
+        last = None
+        provider = model = ""
+        self.open_streams += 1
+        self.metrics.open_streams.inc()
+        try:
+            while True:
+                try:
+                    item = await chunks.next_within(heartbeat)
+                except StopAsyncIteration:
+                    break
+                if response is None:
+                    response = await self._open(request, frames)
+                if item is TIMED_OUT:
+                    await response.write(KEEP_ALIVE)
+                    continue
+                now = loop.time()
+                if last is None:
+                    measured.first_token(now - started)
+                    provider, model = item.provider, item.model
+                else:
+                    measured.chunk_interval(now - last)
+                last = now
+                data = frames.chunk(item)
+                if data:
+                    await response.write(data)
+        except asyncio.CancelledError:
+            if not self.drain_expired or response is None:
+                measured.finished(499, _since(request), error="ClientDisconnected")
+                raise
+            wire = describe(GatewayError(503, "the gateway is shutting down", code="shutdown"))
+            measured.finished(wire.status, _since(request), error="GatewayShutdown")
+            await _write_last(response, frames.error(wire))
+            raise
+        except ConnectionError:
+            measured.finished(499, _since(request), error="ClientDisconnected")
+            raise
+        except Exception as error:
+            if response is None:
+                raise  # nothing sent yet: the middleware answers with the real status
+            wire = describe(error)
+            measured.finished(wire.status, _since(request), error=type(error).__name__)
+            self._account(caller, measured, provider, model, frames.usage)
+            await _write_last(response, frames.error(wire))
+            return response
+        finally:
+            chunks.close()
+            self.open_streams -= 1
+            self.metrics.open_streams.dec()
+        if response is None:
+            response = await self._open(request, frames)
+        self._account(caller, measured, provider, model, frames.usage)
+        measured.finished(200, _since(request))
+        await _write_last(response, frames.end())
+        return response
+
+    async def _open(self, request: web.Request, frames: Frames) -> web.StreamResponse:
+        """Commit to a 200 SSE response and send the format's opening events."""
+        response = web.StreamResponse(headers={**SSE_HEADERS, **_ids(request)})
+        await response.prepare(request)
+        opening = frames.start()
+        if opening:
+            await response.write(opening)
+        return response
+
+    # --- health and metrics ----------------------------------------------------------------
+
+    async def _liveliness(self, _: web.Request) -> web.StreamResponse:
+        return web.Response(body=b'"I\'m alive!"', content_type=_JSON)
+
+    async def _readiness(self, _: web.Request) -> web.StreamResponse:
+        status = "draining" if self.draining else "healthy"
+        body = _encode(
+            {
+                "status": status,
+                "models": len(self.catalog.names()),
+                "open_streams": self.open_streams,
+                "db": "connected" if self.keys is not None else "Not connected",
+                "rxllm_version": __version__,
+            }
+        )
+        return web.Response(
+            status=503 if self.draining else 200, body=body, content_type=_JSON
+        )
+
+    async def _metrics(self, _: web.Request) -> web.StreamResponse:
+        body = self.metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def _request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def _begin(request: web.Request) -> None:
+    request["started"] = asyncio.get_running_loop().time()
+    request["request_id"] = _request_id()
+
+
+def _since(request: web.Request) -> float:
+    started = request.get("started")
+    return 0.0 if started is None else asyncio.get_running_loop().time() - started
+
+
+def _ids(request: web.Request) -> dict[str, str]:
+    request_id = request["request_id"]
+    return {"x-request-id": request_id, "request-id": request_id}
+
+
+def _endpoint(request: web.Request) -> str:
+    route = request.match_info.route.resource
+    return route.canonical if route is not None else request.path
+
+
+async def _write_last(response: web.StreamResponse, data: bytes) -> None:
+    """The stream's last events; a client already gone is not an error."""
+    try:
+        if data:
+            await response.write(data)
+        await response.write_eof()
+    except ConnectionError:
+        pass
