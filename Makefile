@@ -1,13 +1,13 @@
 # The commands of the README: `make demo` (the offline demo), `make test` (lint, types,
-# tests: what CI runs), `make test-fast` (the inner loop: the tests not marked slow) and
-# `make bench` (the benchmarks). Each creates .venv on first use; a fresh machine
-# needs only python3, pip and make. `make demo` installs only the package itself (what the
+# tests: what CI runs), `make test-fast` (the inner loop: the tests not marked slow),
+# `make bench` (the benchmarks) and `make bench-gateway` (the gateway's). Each creates .venv on
+# first use; a fresh machine needs only python3, pip and make. `make demo` installs only the package itself (what the
 # demo imports); `make test` adds the development tools; `make bench` the peers it measures.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench bench-gateway clean
 
 # The virtual environment, with a current pip.
 $(BIN)/.venv-ready:
@@ -54,6 +54,12 @@ test-fast: $(BIN)/.installed
 # for a quick look (python -m benchmarks --help).
 bench: $(BIN)/.bench-installed
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# The gateway benchmark (about 15 minutes): `rxllm serve` and LiteLLM's proxy side by side on one
+# upstream and one config file; writes benchmarks/gateway/results.md, .json and .png.
+# BENCH_ARGS="--quick" for a minute or two (python -m benchmarks.gateway --help).
+bench-gateway: $(BIN)/.bench-installed
+	$(BIN)/python -m benchmarks.gateway $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
