@@ -1,8 +1,9 @@
 # The commands of the README: `make demo` (the offline demo), `make test` (lint, types,
 # tests: what CI runs), `make test-fast` (the inner loop: the tests not marked slow),
 # `make bench` (the benchmarks) and `make bench-gateway` (the gateway's). Each creates .venv on
-# first use; a fresh machine needs only python3, pip and make. `make demo` installs only the package itself (what the
-# demo imports); `make test` adds the development tools; `make bench` the peers it measures.
+# first use; a fresh machine needs only python3, pip and make. `make demo` installs only the
+# package itself (what the demo imports); `make test` adds the development tools; `make bench`
+# the peers it measures.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
