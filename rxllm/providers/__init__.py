@@ -28,6 +28,7 @@ __all__ = [
     "list_providers",
     "load_plugins",
     "plugin_providers",
+    "provider_for",
     "provider_info",
     "register_provider",
     "resolve_model",
@@ -59,6 +60,13 @@ class ProviderInfo(msgspec.Struct, frozen=True, kw_only=True):
     #: names: a model named alone (``"gpt-4o"``) is sent to the one provider whose pattern
     #: matches. Leave empty for providers that serve other providers' models.
     model_patterns: tuple[str, ...] = ()
+    #: Other names configuration files give the provider (LiteLLM's ``ollama_chat/llama3``,
+    #: ``hosted_vllm/...``): :func:`provider_for` resolves them to this row.
+    aliases: tuple[str, ...] = ()
+    #: Providers whose wire format this one serves at any ``api_base`` but theirs: a
+    #: configuration file naming ``openai/<model>`` with a vLLM server's URL means this provider
+    #: (LiteLLM's convention), see :func:`provider_for`.
+    serves_others_of: tuple[str, ...] = ()
     key_required: bool = True
     streaming: bool = True
     tools: bool = False
@@ -149,6 +157,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
             env_keys=("OLLAMA_API_KEY",),
             env_api_base=("OLLAMA_API_BASE", "OLLAMA_HOST"),
             default_model="llama3.2",
+            aliases=("ollama_chat",),
             key_required=False,
             tools=True,
             vision=True,
@@ -161,6 +170,15 @@ _REGISTRY: dict[str, ProviderInfo] = {
             default_api_base="",  # vLLM, llama.cpp, LM Studio, Groq, Together...: pass api_base
             env_keys=("OPENAI_COMPATIBLE_API_KEY",),
             env_api_base="OPENAI_COMPATIBLE_API_BASE",
+            aliases=(
+                "hosted_vllm",
+                "openai_like",
+                "custom_openai",
+                "litellm_proxy",
+                "lm_studio",
+                "llamafile",
+            ),
+            serves_others_of=("openai",),
             key_required=False,
             tools=True,
             vision=True,
@@ -282,6 +300,21 @@ def api_base_for(info: ProviderInfo, explicit: str | None) -> str:
             # Environment conventions such as OLLAMA_HOST give a bare host:port.
             return value if "://" in value else "http://" + value
     return info.default_api_base
+
+
+def provider_for(name: str, api_base: str | None = None) -> str | None:
+    """The registered provider a configuration file means by ``name``: the provider of that
+    name or the one listing it in ``aliases``, else None. With an ``api_base`` other than that
+    provider's default, the provider listing it in ``serves_others_of`` (``openai`` at a vLLM
+    server is ``openai_compatible``)."""
+    row = _REGISTRY.get(name) or next((r for r in _REGISTRY.values() if name in r.aliases), None)
+    if row is None:
+        return None
+    if api_base and api_base.rstrip("/") != row.default_api_base.rstrip("/"):
+        for other in _REGISTRY.values():
+            if row.name in other.serves_others_of:
+                return other.name
+    return row.name
 
 
 def infer_provider(model: str) -> list[str]:
