@@ -77,15 +77,16 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def gateways_run(results: dict[str, Any]) -> list[str]:
     """The gateways measured (in the latency tables), rxllm first."""
-    samples = results.get("sequential", {}).get("samples", {})
-    return [name for name in samples if name != "direct"]
+    return list(results.get("sequential", {}).get("samples", {}))
 
 
 def added(results: dict[str, Any], section: str, name: str, q: str) -> float | None:
+    """A gateway's percentile minus the direct upstream's in the same (alternating) pass."""
     samples = results.get(section, {}).get("samples", {})
-    if name not in samples or "direct" not in samples or q not in samples[name]:
+    direct = results.get(section, {}).get("direct", {})
+    if name not in samples or name not in direct or q not in samples[name]:
         return None
-    value: float = samples[name][q] - samples["direct"][q]
+    value: float = samples[name][q] - direct[name][q]
     return value
 
 
@@ -95,6 +96,18 @@ def sustained(results: dict[str, Any], gateway: str, workers: int) -> dict[str, 
             found: dict[str, Any] = section
             return found
     return None
+
+
+def cpu_per_request(section: dict[str, Any]) -> float | None:
+    """Gateway CPU seconds per request at the highest rung within the knee (the most
+    requests, the least idle time counted)."""
+    steps = [st for st in section.get("steps", []) if st.get("cpu_s") is not None]
+    passed = [st for st in steps if st["knee_ok"]] or steps
+    if not passed:
+        return None
+    top = passed[-1]
+    value: float = top["cpu_s"] / top["sent"]
+    return value
 
 
 def per_stream_kb(results: dict[str, Any], gateway: str) -> float | None:
@@ -156,6 +169,19 @@ def _goals(results: dict[str, Any]) -> list[str]:
                     _rate(peer) if theirs is not None else "-",
                 ]
             )
+    for workers in results.get("settings", {}).get("workers", (1,)):
+        mine, theirs = sustained(results, "rxllm", workers), sustained(results, "litellm", workers)
+        if mine is None or cpu_per_request(mine) is None:
+            continue
+        name = "1 worker" if workers == 1 else f"{workers} workers"
+        peer = None if theirs is None else cpu_per_request(theirs)
+        rows.append(
+            [
+                f"(no goal) gateway CPU per request, {name}",
+                f"{_ms(cpu_per_request(mine), 3)} ms",
+                "-" if peer is None else f"{_ms(peer, 3)} ms",
+            ]
+        )
     kb = per_stream_kb(results, "rxllm")
     peer_kb = per_stream_kb(results, "litellm")
     streams = results.get("memory", {}).get("rxllm", {}).get("opened", 0)
@@ -185,26 +211,26 @@ def _latency(results: dict[str, Any]) -> list[str]:
     s = results["settings"]
     lines = [
         f"### Added latency, one request at a time ({s['seq_reps']:,} non-streaming requests and"
-        f" {s['ttft_reps']:,} streams a target, interleaved)",
+        f" {s['ttft_reps']:,} streams a gateway, alternating with the direct upstream's)",
         "",
     ]
     rows = []
-    for name, sample in seq["samples"].items():
-        t = ttft.get("samples", {}).get(name, {})
-        row = [name, f"{_ms(sample.get('p50'), 3)} / {_ms(sample.get('p99'), 3)}"]
-        if name == "direct":
-            row += ["-", f"{_ms(t.get('p50'), 3)} / {_ms(t.get('p99'), 3)}", "-"]
-        else:
-            row.append(
-                f"**{_ms(added(results, 'sequential', name, 'p50'), 3)}** / "
-                f"**{_ms(added(results, 'sequential', name, 'p99'), 3)}**"
-            )
-            row.append(f"{_ms(t.get('p50'), 3)} / {_ms(t.get('p99'), 3)}")
-            row.append(
-                f"**{_ms(added(results, 'ttft', name, 'p50'), 3)}** / "
-                f"**{_ms(added(results, 'ttft', name, 'p99'), 3)}**"
-            )
-        rows.append(row)
+
+    def pair(section: dict[str, Any], name: str, key: str = "samples") -> str:
+        sample = section.get(key, {}).get(name, {})
+        return f"{_ms(sample.get('p50'), 3)} / {_ms(sample.get('p99'), 3)}"
+
+    def extra(section: str, name: str) -> str:
+        return (
+            f"**{_ms(added(results, section, name, 'p50'), 3)}** / "
+            f"**{_ms(added(results, section, name, 'p99'), 3)}**"
+        )
+
+    for name in seq["samples"]:
+        rows.append([f"direct (alternating with {name})", pair(seq, name, "direct"), "-"])
+        rows[-1] += [pair(ttft, name, "direct"), "-"]
+        rows.append([name, pair(seq, name), extra("sequential", name)])
+        rows[-1] += [pair(ttft, name), extra("ttft", name)]
     header = [
         "target",
         "non-streaming p50 / p99, ms",
@@ -222,8 +248,7 @@ def _rates(results: dict[str, Any]) -> list[str]:
     lines = ["### Highest sustained request rate (open loop, non-streaming)", ""]
     rows = []
     for name, section in rates.items():
-        steps = section.get("steps", [])
-        cpu = [st["cpu_s"] / st["sent"] for st in steps if st.get("cpu_s") is not None][:3]
+        cpu = cpu_per_request(section)
         limited = " (harness-limited)" if section.get("harness_limited") else ""
         rows.append(
             [
@@ -231,7 +256,7 @@ def _rates(results: dict[str, Any]) -> list[str]:
                 _rate(section.get("goal_rate")) + (limited if section.get("goal_rate") else ""),
                 _rate(section.get("knee_rate")) + (limited if section.get("knee_rate") else ""),
                 _ms(section.get("base_p99")),
-                "-" if not cpu else f"{sum(cpu) / len(cpu) * 1e3:,.2f}",
+                _ms(cpu),
             ]
         )
     header = [
@@ -386,29 +411,38 @@ def _checks(results: dict[str, Any]) -> list[str]:
 
 METHOD = """\
 **Method.** Every party has its own process: the upstream (`benchmarks/gateway/upstream.py`, an
-aiohttp OpenAI-compatible server on uvloop whose bodies are encoded once; streams write every
+aiohttp OpenAI-compatible server on uvloop whose bodies are encoded once; a stream writes each
 event on its own), each gateway, and the load generator (`benchmarks/gateway/load.py`, one
-aiohttp session on uvloop). Both gateways read the same LiteLLM-format config file (below); each
-model name routes to an upstream profile (`bench`: a 10-piece answer; `bench-coalesce`: a
-content event every few ms; `bench-hold`: a stream held open until released). *Added latency*
-is a target's percentile minus the direct upstream's, measured the same way in the same rounds
-(targets interleaved, the order rotated each round); non-streaming is request start to the whole
-body, time to first token is request start to the first content event. *Sustained rate*: open
-loop, requests sent at their scheduled times whatever the others are doing, latency counted from
-the scheduled time (so falling behind is counted); a rung of the rate ladder passes when every
-request succeeds and its p99 minus the direct upstream's p99 at the same rate is under 10 ms;
-the *knee* compares instead with the target's own p99 at the lowest rate (it says how far load
-can go for a gateway whose own latency is already over 10 ms). The first tenth of each rung is
-not counted. Gateway CPU per request: user + system time of the gateway's processes during a
-rung divided by its requests (the lowest rungs). *Memory*: RSS of the gateway's processes
-summed (psutil, else /proc), just before opening the streams and while all are open (median of
-three samples), the difference divided by the streams open; then the upstream ends them and
-every one must end with `[DONE]`. *Coalescing*: the client notes the socket read and time each
-content event arrives in; events the upstream wrote ≥ 5 ms apart that share a read or arrive
-within 1 ms were merged on the way. On 2 cores the upstream, the gateway (and its workers) and
-the load generator share the CPU: a second worker has at most the rest of a core, and the
-highest rates say as much about the machine as about the gateway; the direct upstream's own
-ladder is the harness's ceiling.
+pooled aiohttp session on uvloop). Both gateways read the same LiteLLM-format config file
+(below); each model name routes to an upstream profile (`bench`: a 10-piece answer;
+`bench-coalesce`: a content event every few ms; `bench-hold`: a stream held open until
+released).
+
+- *Added latency*: a gateway's percentile minus the direct upstream's, measured the same way in
+  one pass whose requests alternate between the two (the other gateway idle). Non-streaming:
+  request start to the whole body; time to first token: request start to the first content
+  event (the stream is then read to its end).
+- *Sustained rate*: open loop, each request sent at its scheduled time whatever the others are
+  doing, latency counted from that time (so falling behind is counted, not hidden); the first
+  tenth of each rung is not counted. A rung passes when every request succeeds and its p99 minus
+  the direct upstream's p99 at the same rate is under 10 ms (the goal's criterion). The *knee*
+  compares instead with the gateway's own p99 at the lowest rate: how far load can go before
+  queueing, which says something for a gateway whose own latency is already over 10 ms. A rung
+  that misses is run once more; the first rung that still misses ends the ladder. The direct
+  upstream's own ladder is the harness's ceiling. Gateway CPU per request: user + system time
+  of the gateway's processes during its highest rung within the knee, over that rung's requests.
+- *Memory*: RSS of the gateway's processes, summed (psutil, else /proc), just before opening
+  the streams and while all are open (median of three samples 0.5 s apart); the difference over
+  the streams open. Streams open in batches of 50 every 20 ms; each is open once its first
+  content event has arrived; the upstream sends one more every second. Then the upstream ends
+  them and every one must end with `[DONE]`.
+- *Coalescing*: the client notes the socket read and the time each content event arrives in;
+  events the upstream wrote several ms apart that share a read, or arrive within 1 ms of the
+  previous, were merged on the way.
+
+On 2 cores the upstream, the gateway (and its workers) and the load generator share the CPU: a
+second worker has at most what is left of a core, and the highest rates say as much about the
+machine as about the gateway.
 """
 
 
