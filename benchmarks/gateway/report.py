@@ -40,8 +40,8 @@ STREAM_KB_MAX = 30.0
 TITLE = "# rxllm serve vs LiteLLM's proxy: gateway benchmark"
 
 
-def environment(note: str, *, quick: bool) -> dict[str, Any]:
-    env = base.environment(note, smoke=quick)
+def environment(note: str, *, quick: bool, smoke: bool = False) -> dict[str, Any]:
+    env = base.environment(note, smoke=smoke)
     versions = {}
     for name in PACKAGES:
         try:
@@ -446,13 +446,23 @@ machine as about the gateway.
 """
 
 
+def _others(results: dict[str, Any]) -> str:
+    share = results.get("others_busy")
+    if share is None:
+        return ""
+    verdict = "a busy machine" if share > 0.1 else "a quiet machine"
+    return f"; other processes used {share:.0%} of the CPU meanwhile ({verdict})"
+
+
 def markdown(results: dict[str, Any]) -> str:
     env = results["environment"]
     packages = ", ".join(f"{k} {v}" for k, v in env["packages"].items())
     load = "/".join(f"{x:.2f}" for x in env["load_before"])
     load_after = "/".join(f"{x:.2f}" for x in env.get("load_after", ()))
     lines = [TITLE, ""]
-    if env.get("quick"):
+    if env.get("smoke"):
+        lines += ["> **Smoke run** (tiny sizes): checks the harness, not the speed.", ""]
+    elif env.get("quick"):
         lines += [
             "> **Quick run** (small sizes, short rungs): checks the harness; rough figures.",
             "",
@@ -461,7 +471,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"> {env['note']}", ""]
     lines += [
         f"- **Date**: {env['date']}; took {results.get('duration_s', '?')} s; "
-        f"load average before {load}, after {load_after}",
+        f"load average before {load}, after {load_after}{_others(results)}",
         f"- **Machine**: {env['cpu']}, {env['cores']} cores, {env['memory']}; {env['os']}",
         f"- **Python**: {env['python']}; rxllm at {env['rxllm_commit']}",
         f"- **Packages**: {packages}",
@@ -601,7 +611,9 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
         f"rxllm serve vs LiteLLM's proxy, same upstream and config - {env['date']}, "
         f"{env['cpu']}, {env['cores']} cores, load avg {env['load_before'][0]:.2f} before"
     )
-    if env.get("quick"):
+    if env.get("smoke"):
+        heading += " - SMOKE RUN"
+    elif env.get("quick"):
         heading += " - QUICK RUN"
     if env["note"]:
         heading += "\n" + env["note"]

@@ -1,7 +1,8 @@
 """Run the gateway benchmark: ``rxllm serve`` and LiteLLM's proxy side by side, one run.
 
     python -m benchmarks.gateway            # the full run (about 15 minutes)
-    python -m benchmarks.gateway --quick    # a minute or two: checks the harness, rough figures
+    python -m benchmarks.gateway --quick    # a minute or two: rough figures
+    python -m benchmarks.gateway --smoke --gateways rxllm   # seconds: checks the harness
 
 Every party has its own process: the upstream (upstream.py, an OpenAI-compatible aiohttp
 server), each gateway (``litellm --config FILE`` and ``python -m rxllm serve --config FILE``,
@@ -79,6 +80,22 @@ QUICK = Settings(
     ladder=_ladder(10, 2, 12_000),
     rung_seconds=1.5,
     rung_min_requests=40,
+    workers=(1, 2),
+)
+
+
+#: a few seconds: checks the harness end to end (tests/test_bench_smoke.py), no figures
+SMOKE = Settings(
+    seq_reps=30,
+    ttft_reps=15,
+    warmup=5,
+    coalesce_chunks=10,
+    coalesce_reps=1,
+    streams=20,
+    open_timeout=20.0,
+    ladder=(50.0, 200.0),
+    rung_seconds=0.5,
+    rung_min_requests=10,
     workers=(1, 2),
 )
 
@@ -206,8 +223,30 @@ GATEWAYS = {
     "litellm": (_litellm_command, _litellm_missing),
 }
 
-#: LiteLLM's proxy fetches its model-cost map from the internet at start unless told not to
-GATEWAY_ENV = {"LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+#: The environment of every gateway. LiteLLM's proxy fetches its model-cost map from the
+#: internet at start unless told not to; and its aiohttp connector keeps at most 500
+#: connections to one host (AIOHTTP_CONNECTOR_LIMIT_PER_HOST), so that, left as it is, it holds
+#: 500 of the 1,000 streams open and queues the rest: raised so that both hold them all.
+GATEWAY_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "AIOHTTP_CONNECTOR_LIMIT": "4000",
+    "AIOHTTP_CONNECTOR_LIMIT_PER_HOST": "4000",
+}
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy since boot (all cores, /proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    """CPU seconds of this process and of its children that have ended (all of them, once
+    the run is over: the upstream, the load generator, the gateways and their workers)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 class Gateway:
@@ -514,6 +553,7 @@ def run(s: Settings, only: list[str], key: str | None) -> dict[str, Any]:
     results["config"] = bench.config.read_text().replace(str(upstream_port), "<upstream port>")
     gateways: list[Gateway] = []
     started = time.perf_counter()
+    busy_before, own_before = machine_busy(), own_cpu()
     try:
         # --- one worker each, both up: latency, coalescing, memory, rate -------------------
         for name in available:
@@ -576,6 +616,9 @@ def run(s: Settings, only: list[str], key: str | None) -> dict[str, Any]:
         upstream.terminate()
         upstream.wait()
     results["duration_s"] = round(time.perf_counter() - started, 1)
+    others = (machine_busy() - busy_before) - (own_cpu() - own_before)
+    # the share of the machine (all cores) other processes used while this ran
+    results["others_busy"] = max(0.0, others) / (results["duration_s"] * (os.cpu_count() or 1))
     results["failures"] = bench.failures
     results["logs"] = str(folder)
     return results
@@ -584,6 +627,7 @@ def run(s: Settings, only: list[str], key: str | None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gateway", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes: a minute or two")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness")
     parser.add_argument("--out", type=Path, default=HERE, help="where to write results.*")
     parser.add_argument(
         "--gateways", default="rxllm,litellm", help="comma-separated: rxllm, litellm"
@@ -594,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", default="", help="a line for the results' header")
     args = parser.parse_args(argv)
 
-    s = QUICK if args.quick else Settings()
+    s = SMOKE if args.smoke else QUICK if args.quick else Settings()
     if args.workers:
         s = dataclasses.replace(s, workers=tuple(int(w) for w in args.workers.split(",")))
     if args.streams:
@@ -604,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown gateways: {', '.join(sorted(unknown))}")
 
-    environment = report.environment(args.note, quick=args.quick)
+    environment = report.environment(args.note, quick=args.quick, smoke=args.smoke)
     results = {"environment": environment}
     results.update(run(s, only, None if args.no_master_key else MASTER_KEY))
     environment["load_after"] = os.getloadavg()
