@@ -34,9 +34,10 @@ import msgspec
 from aiohttp import web
 from reactivex import Observable
 
-from .. import __version__
+from .. import __version__, providers
 from .._api import aembedding
 from .._flow import TIMED_OUT, StreamIterator
+from ..errors import ConfigurationError
 from ..pricing import calculate_cost
 from ..streaming import SSE_HEADERS
 from ..types import ChatChunk, ChatResponse, Usage
@@ -228,11 +229,7 @@ class Gateway:
         """Price a request's usage; add it to its key's spend and to the metrics."""
         if usage is None:
             return
-        details = usage.prompt_tokens_details
-        cached = (details.cached_tokens or 0) if details is not None else 0
-        cost = calculate_cost(
-            provider, model, usage.prompt_tokens, usage.completion_tokens, cached_tokens=cached
-        )
+        cost = _cost(provider, model, usage)
         measured.usage(usage.prompt_tokens, usage.completion_tokens, cost)
         key = caller.key
         if key is not None:
@@ -321,16 +318,17 @@ class Gateway:
         if not deployments:
             raise GatewayError(400, f"`{asked.model}` has no deployment for embeddings")
         spec = random.choice(deployments)
-        extra = {} if spec.timeout is None else {"timeout": spec.timeout}
         texts: Any = asked.input
+        settings: dict[str, Any] = {**spec.params, **asked.params}
+        if spec.timeout is not None:
+            settings["timeout"] = spec.timeout
         response = await aembedding(
             spec.provider,
             spec.model,
             input=texts,
             api_key=spec.api_key,
             api_base=spec.api_base,
-            **extra,
-            **{**spec.params, **asked.params},
+            **settings,
         )
         measured: RequestMetrics = request["metrics"]
         self._account(caller, measured, response.provider, response.model, response.usage)
@@ -439,13 +437,31 @@ class Gateway:
                 "rxllm_version": __version__,
             }
         )
-        return web.Response(
-            status=503 if self.draining else 200, body=body, content_type=_JSON
-        )
+        return web.Response(status=503 if self.draining else 200, body=body, content_type=_JSON)
 
     async def _metrics(self, _: web.Request) -> web.StreamResponse:
         body = self.metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def _cost(provider: str, model: str, usage: Usage) -> float | None:
+    """The price table's cost of ``usage``; a provider that serves others' models (an
+    OpenAI-compatible server answering for ``gpt-4o``) is priced as the model's own."""
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details is not None else 0
+    prompt, completion = usage.prompt_tokens, usage.completion_tokens
+    for name in (provider, *_served_for(provider)):
+        cost = calculate_cost(name, model, prompt, completion, cached_tokens=cached)
+        if cost is not None:
+            return cost
+    return None
+
+
+def _served_for(provider: str) -> tuple[str, ...]:
+    try:
+        return providers.provider_info(provider).serves_others_of
+    except ConfigurationError:
+        return ()
 
 
 def _request_id() -> str:

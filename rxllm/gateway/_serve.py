@@ -45,6 +45,9 @@ def bind(host: str, port: int) -> socket.socket:
 def run_worker(config: GatewayConfig, sock: socket.socket) -> None:
     """Serve on ``sock`` in this process until SIGTERM / SIGINT, then drain."""
     asyncio.run(_serve(config, sock))
+    # Drained: a second SIGTERM now (a supervisor repeating itself) must not turn a clean
+    # exit into a kill.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 async def _serve(config: GatewayConfig, sock: socket.socket) -> None:

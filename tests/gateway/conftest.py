@@ -57,7 +57,9 @@ def _last_user_text(body: dict[str, Any]) -> str:
 def respond(request: Recorded) -> Reply:
     """The upstream's answer to one request (see the module docstring)."""
     if request.path.endswith("/embeddings"):
-        return Reply(body=fixture_bytes("openai/response_embedding.json"), content_type="application/json")
+        return Reply(
+            body=fixture_bytes("openai/response_embedding.json"), content_type="application/json"
+        )
     body = request.json()
     text = _last_user_text(body)
     stream = bool(body.get("stream"))
@@ -73,6 +75,8 @@ def respond(request: Recorded) -> Reply:
         )
     if "stall" in text:
         return Reply(body=slow_stream(5), stall_after=0)
+    if "paced" in text:  # about 2 s
+        return Reply(body=slow_stream(40), piece=60, delay=0.02)
     if "slow" in text:
         return Reply(body=slow_stream(), piece=60, delay=0.05)
     if "cut" in text:
@@ -84,7 +88,9 @@ def respond(request: Recorded) -> Reply:
     else:
         name = "stream_text_usage.sse" if stream else "response_text.json"
     kind = "text/event-stream" if stream else "application/json"
-    return Reply(body=fixture_bytes(f"openai/{name}"), content_type=kind, piece=97 if stream else None)
+    return Reply(
+        body=fixture_bytes(f"openai/{name}"), content_type=kind, piece=97 if stream else None
+    )
 
 
 def _anthropic(text: str, stream: bool) -> Reply:
@@ -150,6 +156,7 @@ class Gateway:
             stderr=subprocess.PIPE,
         )
         self.lines: list[str] = []
+        self._terminated = False
         self._listening = threading.Event()
         self.base = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -177,7 +184,9 @@ class Gateway:
         return self.base + path
 
     def terminate(self) -> None:
-        if self.process.poll() is None:
+        """SIGTERM, once."""
+        if self.process.poll() is None and not self._terminated:
+            self._terminated = True
             self.process.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 30.0) -> int:
@@ -222,7 +231,9 @@ def _start(tmp: Path, upstream: ReplayServer, **general: Any) -> Gateway:
 
 
 @pytest.fixture(scope="session")
-def gateway(upstream_server: ReplayServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(
+    upstream_server: ReplayServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     """An open gateway (no master key) shared by the tests of a session."""
     process = _start(tmp_path_factory.mktemp("gateway"), upstream_server)
     yield process
