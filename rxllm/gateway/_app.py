@@ -22,6 +22,7 @@ request's usage is priced at the price table's rates and added to its virtual ke
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import logging
 import random
@@ -290,15 +291,30 @@ class Gateway:
         self._admit(caller, call.model)
         router = self.catalog.router
         message_id = "msg_" + secrets.token_hex(12)
+        params = self._thinking_as_taken(name, call.params)
         if not call.stream:
-            response = await router.acompletion(name, call.messages, **call.params)
+            response = await router.acompletion(name, call.messages, **params)
             body = _anthropic.render_message(response, model=call.model, message_id=message_id)
             return self._answered(request, caller, response, body)
-        stream = await router.acompletion(
-            name, call.messages, stream=True, replay=False, **call.params
-        )
+        stream = await router.acompletion(name, call.messages, stream=True, replay=False, **params)
         frames = _anthropic.AnthropicStream(model=call.model, message_id=message_id)
         return await self._relay(request, caller, stream, frames)
+
+    def _thinking_as_taken(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Anthropic's ``thinking`` as the configured deployments take it: as it is where
+        every one accepts it, else as ``reasoning_effort`` (its budget as low, medium or high)
+        where they all take that, else left out (the model answers without thinking)."""
+        thinking = params.get("thinking")
+        if thinking is None:
+            return params
+        names = {spec.provider or "" for spec in self.catalog.deployments(name)}
+        if all(_takes(provider, "thinking") for provider in names):
+            return params
+        adapted = {k: v for k, v in params.items() if k != "thinking"}
+        effort = _effort(thinking)
+        if effort is not None and all(_takes(p, "reasoning_effort") for p in names):
+            adapted["reasoning_effort"] = effort
+        return adapted
 
     def _answered(
         self, request: web.Request, caller: Caller, response: ChatResponse, body: bytes
@@ -462,6 +478,26 @@ def _served_for(provider: str) -> tuple[str, ...]:
         return providers.provider_info(provider).serves_others_of
     except ConfigurationError:
         return ()
+
+
+@functools.cache
+def _takes(provider: str, param: str) -> bool:
+    """Whether ``provider`` accepts the request parameter ``param`` (its own check says)."""
+    try:
+        spec = providers.get_provider(provider)
+        return param in spec.check_params({param: None}, drop=True)
+    except Exception:  # an unknown provider, a check that wants a real value: say no
+        return False
+
+
+def _effort(thinking: Any) -> str | None:
+    """A ``thinking`` setting as a ``reasoning_effort`` level (None: thinking is off)."""
+    if not isinstance(thinking, dict) or thinking.get("type") == "disabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int):
+        return "medium"
+    return "low" if budget < 2048 else "medium" if budget < 4096 else "high"
 
 
 def _request_id() -> str:

@@ -9,6 +9,7 @@ the transcript or the misbehaviour (see :func:`respond`). The gateway is started
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -40,6 +41,16 @@ def slow_stream(chunks: int = 400, word: str = "w") -> bytes:
             for i in range(chunks)
         ]
     )
+
+
+@functools.cache
+def flood() -> bytes:
+    """About 40 MB of chunks: more than every socket buffer between upstream and client."""
+    chunk = (
+        b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o",'
+        b'"choices":[{"index":0,"delta":{"content":"' + b"x" * 100 + b'"}}]}\n\n'
+    )
+    return chunk * 200_000 + b"data: [DONE]\n\n"
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
@@ -75,6 +86,8 @@ def respond(request: Recorded) -> Reply:
         )
     if "stall" in text:
         return Reply(body=slow_stream(5), stall_after=0)
+    if "flood" in text:
+        return Reply(body=flood(), piece=65536, report_blocking=True)
     if "paced" in text:  # about 2 s
         return Reply(body=slow_stream(40), piece=60, delay=0.02)
     if "slow" in text:

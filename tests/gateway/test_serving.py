@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anthropic
 import openai
 import pytest
 
@@ -89,6 +90,27 @@ async def test_chunks_are_not_held_back(gateway: Gateway, upstream: ReplayServer
                 arrivals.append(loop.time())
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert sum(1 for gap in gaps if gap > 0.02) >= 6, gaps
+
+
+async def test_a_slow_client_holds_the_upstream_back(
+    gateway: Gateway, upstream: ReplayServer
+) -> None:
+    """A client that stops reading stops the upstream's writes (TCP flow control all the way
+    back), instead of the gateway reading the whole answer into memory (contract 6)."""
+    from .conftest import flood
+
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "flood"}]}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(gateway.url("/v1/chat/completions"), json=body) as response,
+    ):
+        assert (await response.content.readline()).startswith(b"data: ")
+        # Read in full at the gateway's pace, the answer would be sent within a second; held
+        # back, the upstream never gets to its end while this client does not read.
+        assert not await asyncio.to_thread(upstream.completed.wait, 4)
+        assert upstream.write_blocked.is_set()
+        assert upstream.written < len(flood()) / 2
+    assert await asyncio.to_thread(upstream.disconnected.wait, 10)
 
 
 async def test_malformed_bodies_are_400s(gateway: Gateway, upstream: ReplayServer) -> None:
@@ -324,6 +346,18 @@ async def test_mock_needs_no_config(tmp_path: Path) -> None:
         )
         assert reply.choices[0].message.content == "Scripted."
         await client.close()
+        # Anthropic's client, thinking on: the mock takes no `thinking`, so it gets the
+        # budget as a reasoning_effort, and the answer streams in Anthropic's events.
+        claude = anthropic.AsyncAnthropic(base_url=process.url(""), api_key="x", max_retries=0)
+        async with claude.messages.stream(
+            model="mock/claude",
+            max_tokens=2000,
+            messages=[{"role": "user", "content": "think twice"}],
+            thinking={"type": "enabled", "budget_tokens": 1024},
+        ) as stream:
+            text = "".join([piece async for piece in stream.text_stream])
+        assert text == "think twice"
+        await claude.close()
         assert "open to anyone" in process.stderr
     finally:
         assert process.stop() == 0
