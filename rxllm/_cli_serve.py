@@ -26,7 +26,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     except ImportError as exc:
         raise UsageError(
             f"rxllm serve needs the gateway extra ({exc.name} is missing): "
-            "pip install 'rxllm[gateway]'"
+            "pip install -e '.[gateway]' in the clone"
         ) from None
     worker = args.worker_fd is not None
     try:

@@ -108,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
             "Run an OpenAI- and Anthropic-compatible gateway (/v1/chat/completions, "
             "/v1/messages, /v1/embeddings, /v1/models, /metrics) on the router. The config "
             "file is LiteLLM proxy's YAML (model_list, router_settings, general_settings). "
-            "SIGTERM drains open streams. Needs: pip install 'rxllm[gateway]'."
+            "SIGTERM drains open streams. Needs the gateway extra (pip install -e '.[gateway]' "
+            "in the clone)."
         ),
         epilog=(
             "examples:\n  rxllm serve --config config.yaml --port 4000 --workers 2\n"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
+import importlib.metadata
 import logging
 import random
 import secrets
@@ -35,12 +36,13 @@ import msgspec
 from aiohttp import web
 from reactivex import Observable
 
-from .. import __version__, providers
+from .. import providers
 from .._api import aembedding
 from .._flow import TIMED_OUT, StreamIterator
 from ..errors import ConfigurationError
 from ..pricing import calculate_cost
 from ..streaming import SSE_HEADERS
+from ..tokens import estimate_request_tokens
 from ..types import ChatChunk, ChatResponse, Usage
 from . import _anthropic, _openai
 from ._config import Catalog, GatewayConfig
@@ -49,6 +51,11 @@ from ._keys import KeyLimits, KeyStore, VirtualKey, authenticate, key_routes, un
 from ._metrics import CONTENT_TYPE, Metrics, RequestMetrics
 
 __all__ = ["Gateway"]
+
+try:
+    _VERSION = importlib.metadata.version("rxllm")
+except importlib.metadata.PackageNotFoundError:  # run from a source tree
+    _VERSION = "unknown"
 
 log = logging.getLogger("rxllm.gateway")
 
@@ -281,7 +288,7 @@ class Gateway:
             name, chat.messages, stream=True, replay=False, **chat.params
         )
         frames = _openai.OpenAIFrames(include_usage=chat.include_usage)
-        return await self._relay(request, caller, stream, frames)
+        return await self._relay(request, caller, stream, frames, chat.messages)
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         _begin(request)
@@ -298,7 +305,7 @@ class Gateway:
             return self._answered(request, caller, response, body)
         stream = await router.acompletion(name, call.messages, stream=True, replay=False, **params)
         frames = _anthropic.AnthropicStream(model=call.model, message_id=message_id)
-        return await self._relay(request, caller, stream, frames)
+        return await self._relay(request, caller, stream, frames, call.messages)
 
     def _thinking_as_taken(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """Anthropic's ``thinking`` as the configured deployments take it: as it is where
@@ -365,8 +372,11 @@ class Gateway:
         caller: Caller,
         stream: Observable[ChatChunk],
         frames: Frames,
+        messages: list[dict[str, Any]],
     ) -> web.StreamResponse:
-        """Pass ``stream`` to the client chunk by chunk (see the module docstring)."""
+        """Pass ``stream`` to the client chunk by chunk (see the module docstring). A stream
+        that ends without usage (the client left, the upstream failed) is billed an estimate:
+        the prompt's tokens and a token per 4 characters of what was streamed."""
         loop = asyncio.get_running_loop()
         measured: RequestMetrics = request["metrics"]
         chunks: StreamIterator[ChatChunk] = StreamIterator(stream, max_buffered=_RELAY_BUFFER)
@@ -375,6 +385,13 @@ class Gateway:
         started = request["started"]
         last = None
         provider = model = ""
+        chars = 0
+
+        def usage() -> Usage | None:
+            if frames.usage is not None or last is None:
+                return frames.usage
+            return _estimated(messages, chars)
+
         self.open_streams += 1
         self.metrics.open_streams.inc()
         try:
@@ -395,10 +412,14 @@ class Gateway:
                 else:
                     measured.chunk_interval(now - last)
                 last = now
+                for choice in item.choices:
+                    delta = choice.delta
+                    chars += len(delta.content or "") + len(delta.reasoning_content or "")
                 data = frames.chunk(item)
                 if data:
                     await response.write(data)
         except asyncio.CancelledError:
+            self._account(caller, measured, provider, model, usage())
             if not self.drain_expired or response is None:
                 measured.finished(499, _since(request), error="ClientDisconnected")
                 raise
@@ -407,6 +428,7 @@ class Gateway:
             await _write_last(response, frames.error(wire))
             raise
         except ConnectionError:
+            self._account(caller, measured, provider, model, usage())
             measured.finished(499, _since(request), error="ClientDisconnected")
             raise
         except Exception as error:
@@ -414,7 +436,7 @@ class Gateway:
                 raise  # nothing sent yet: the middleware answers with the real status
             wire = describe(error)
             measured.finished(wire.status, _since(request), error=type(error).__name__)
-            self._account(caller, measured, provider, model, frames.usage)
+            self._account(caller, measured, provider, model, usage())
             await _write_last(response, frames.error(wire))
             return response
         finally:
@@ -450,7 +472,7 @@ class Gateway:
                 "models": len(self.catalog.names()),
                 "open_streams": self.open_streams,
                 "db": "connected" if self.keys is not None else "Not connected",
-                "rxllm_version": __version__,
+                "rxllm_version": _VERSION,
             }
         )
         return web.Response(status=503 if self.draining else 200, body=body, content_type=_JSON)
@@ -500,6 +522,15 @@ def _effort(thinking: Any) -> str | None:
     return "low" if budget < 2048 else "medium" if budget < 4096 else "high"
 
 
+def _estimated(messages: list[dict[str, Any]], chars: int) -> Usage:
+    """Usage a stream that ended early did not report, estimated (see ``Gateway._relay``)."""
+    prompt = estimate_request_tokens(messages)
+    completion = -(-chars // 4)
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
+
+
 def _request_id() -> str:
     return "req_" + secrets.token_hex(12)
 
@@ -520,8 +551,10 @@ def _ids(request: web.Request) -> dict[str, str]:
 
 
 def _endpoint(request: web.Request) -> str:
+    """The route's path, for labels ("other" for unknown paths: a label per path a client
+    invents would grow the metrics without bound)."""
     route = request.match_info.route.resource
-    return route.canonical if route is not None else request.path
+    return route.canonical if route is not None else "other"
 
 
 async def _write_last(response: web.StreamResponse, data: bytes) -> None:

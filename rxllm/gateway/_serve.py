@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
+from ..transport.session import close_session
 from ._app import Gateway
 from ._config import GatewayConfig
 
@@ -78,9 +79,7 @@ async def _serve(config: GatewayConfig, sock: socket.socket) -> None:
             await asyncio.wait_for(gateway.drained(), _LAST_WORDS)
     finally:
         await runner.cleanup()
-        from .. import aclose
-
-        await aclose()
+        await close_session()
 
 
 def supervise(

@@ -96,7 +96,7 @@ async def test_a_slow_client_holds_the_upstream_back(
     gateway: Gateway, upstream: ReplayServer
 ) -> None:
     """A client that stops reading stops the upstream's writes (TCP flow control all the way
-    back), instead of the gateway reading the whole answer into memory (contract 6)."""
+    back), instead of the gateway reading the whole answer into memory (docs/contracts.md, 6)."""
     from .conftest import flood
 
     body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "flood"}]}
@@ -253,6 +253,38 @@ async def test_streamed_spend_is_counted(keyed_gateway: Gateway, upstream: Repla
     assert spend == pytest.approx(expected, rel=1e-9)
 
 
+async def test_a_stream_cut_short_is_billed_an_estimate(
+    keyed_gateway: Gateway, upstream: ReplayServer
+) -> None:
+    """The client leaves before the upstream's usage came: the key is billed the prompt's
+    estimated tokens and a token per 4 characters streamed, not nothing."""
+    master = {"x-api-key": MASTER}
+    _, raw = await post(keyed_gateway.url("/key/generate"), {}, master)
+    key = json.loads(raw)["key"]
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "slow"}]}
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            keyed_gateway.url("/v1/chat/completions"), json=body, headers=headers
+        ) as response:
+            lines = 0
+            while lines < 3:
+                lines += (await response.content.readline()).startswith(b"data: ")
+        assert await asyncio.to_thread(upstream.disconnected.wait, 10)
+        info: dict[str, Any] = {}
+        for _ in range(100):  # the gateway records the spend as it unwinds the handler
+            async with session.get(
+                keyed_gateway.url("/key/info"), params={"key": key}, headers=master
+            ) as answer:
+                info = (await answer.json())["info"]
+            if info["spend"] > 0:
+                break
+            await asyncio.sleep(0.05)
+    assert info["spend"] > 0
+    assert info["completion_tokens"] >= 1
+    assert info["prompt_tokens"] >= 1
+
+
 def _fixture(name: str) -> bytes:
     from ..conftest import fixture_bytes
 
@@ -282,7 +314,7 @@ async def test_sigterm_lets_open_streams_finish(tmp_path: Path, upstream: Replay
 async def test_sigterm_cancels_streams_after_the_grace_period(
     tmp_path: Path, upstream: ReplayServer
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", config_for(upstream, drain_seconds=1))
+    config = write_config(tmp_path / "c.yaml", config_for(upstream, drain_seconds=3))
     process = Gateway(["--config", str(config)], cwd=tmp_path)
     body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "stall"}]}
     async with (
@@ -291,6 +323,20 @@ async def test_sigterm_cancels_streams_after_the_grace_period(
     ):
         assert await response.content.readline()  # a heartbeat: the stream is open
         process.terminate()
+        # Draining: new connections are refused while the open stream goes on.
+        refused = False
+        for _ in range(100):
+            try:
+                async with (
+                    aiohttp.ClientSession() as other,
+                    other.get(process.url("/health/liveliness")),
+                ):
+                    pass
+            except aiohttp.ClientConnectionError:
+                refused = True
+                break
+            await asyncio.sleep(0.02)  # until the signal is handled
+        assert refused
         rest = await response.read()
     events = sse_events(rest)
     assert events[-1][0] == "error"
