@@ -9,6 +9,8 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+import msgspec
+
 from .cli import UsageError
 
 
@@ -37,6 +39,8 @@ def serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
         raise UsageError(f"{args.config}: {exc}") from None
     except OSError as exc:
         raise UsageError(f"cannot read the config file: {exc}") from None
+    if args.redis:
+        config = msgspec.structs.replace(config, redis_url=args.redis)
     if worker:
         run_worker(config, socket.socket(fileno=args.worker_fd))
         return 0

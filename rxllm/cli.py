@@ -130,6 +130,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers", type=int, default=1, help="processes serving the one port (default 1)"
     )
+    serve.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share limits, cooldowns, keys' spend and the cache with other instances on this "
+        "Redis (overrides router_settings.redis_url), e.g. redis://127.0.0.1:6379/0",
+    )
     serve.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)
     return parser
 

@@ -49,6 +49,7 @@ from ._config import Catalog, GatewayConfig
 from ._errors import GatewayError, WireError, anthropic_error_body, describe, openai_error_body
 from ._keys import KeyLimits, KeyStore, VirtualKey, authenticate, key_routes, unauthenticated
 from ._metrics import CONTENT_TYPE, Metrics, RequestMetrics
+from ._shared import SharedKeys
 
 __all__ = ["Gateway"]
 
@@ -110,6 +111,12 @@ class Gateway:
             keys = KeyStore(general.database_path)
         self.keys = keys
         self.limits = KeyLimits()
+        #: Keys, limits and spend shared by every instance on Redis (``redis_url``).
+        self.shared: SharedKeys | None = None
+        if config.redis_url and self.keys is not None:
+            self.shared = SharedKeys(self.keys, self.limits, config.redis_url)
+        #: Spend records on their way to Redis.
+        self._records: set[asyncio.Task[Any]] = set()
         self.heartbeat = general.heartbeat_seconds
         self.max_body = int(general.max_request_size_mb * 1024 * 1024)
         self.clock = clock
@@ -144,11 +151,15 @@ class Gateway:
             ]
         )
         if self.keys is not None and self.master_key:
-            app.add_routes(key_routes(self.keys, self.master_key))
+            app.add_routes(key_routes(self.keys, self.master_key, self.shared))
         app.on_cleanup.append(self._close)
         return app
 
     async def _close(self, _: web.Application) -> None:
+        if self._records:
+            await asyncio.wait(self._records, timeout=5)
+        if self.shared is not None:
+            await self.shared.close()
         if self.keys is not None:
             self.keys.close()
 
@@ -203,7 +214,7 @@ class Gateway:
 
     # --- keys ------------------------------------------------------------------------------
 
-    def _caller(self, request: web.Request) -> Caller:
+    async def _caller(self, request: web.Request) -> Caller:
         """The caller of a model endpoint (401 without a valid key when keys are on)."""
         if not self.master_key:
             return Caller()
@@ -212,24 +223,31 @@ class Gateway:
             raise unauthenticated(None)
         if hmac.compare_digest(key.encode(), self.master_key.encode()):
             return Caller()
-        found = self.keys.lookup(key) if self.keys is not None else None
+        if self.shared is not None:
+            found = await self.shared.lookup(key)
+        else:
+            found = self.keys.lookup(key) if self.keys is not None else None
         if found is None:
             raise unauthenticated(key)
         return Caller(found)
 
-    def _admit(self, caller: Caller, model: str) -> None:
+    async def _admit(self, request: web.Request, caller: Caller, model: str) -> None:
+        """Refuse a key's request (expired, model, budget, rpm, tpm) or count it."""
         key = caller.key
         if key is None:
             return
-        now = self.clock()
-        refusal = key.refusal(model, now) or self.limits.admit(key, now)
+        if self.shared is not None:
+            refusal = await self.shared.admit(key, model, request["request_id"])
+        else:
+            now = self.clock()
+            refusal = key.refusal(model, now) or self.limits.admit(key, now)
         if refusal is not None:
             raise refusal
 
     def _account(
         self,
+        request: web.Request,
         caller: Caller,
-        measured: RequestMetrics,
         provider: str,
         model: str,
         usage: Usage | None,
@@ -238,15 +256,20 @@ class Gateway:
         if usage is None:
             return
         cost = _cost(provider, model, usage)
-        measured.usage(usage.prompt_tokens, usage.completion_tokens, cost)
+        request["metrics"].usage(usage.prompt_tokens, usage.completion_tokens, cost)
         key = caller.key
-        if key is not None:
-            tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-            self.limits.add_tokens(key, tokens, self.clock())
-            if self.keys is not None:
-                self.keys.add_spend(
-                    key.token, cost or 0.0, usage.prompt_tokens, usage.completion_tokens
-                )
+        if key is None:
+            return
+        prompt, completion = usage.prompt_tokens, usage.completion_tokens
+        if self.shared is not None:  # off the request's path: the answer is not held for it
+            record = self.shared.record(key, request["request_id"], cost or 0.0, prompt, completion)
+            task = asyncio.ensure_future(record)
+            self._records.add(task)
+            task.add_done_callback(self._records.discard)
+            return
+        self.limits.add_tokens(key, usage.total_tokens or prompt + completion, self.clock())
+        if self.keys is not None:
+            self.keys.add_spend(key.token, cost or 0.0, prompt, completion)
 
     # --- model endpoints ---------------------------------------------------------------------
 
@@ -276,10 +299,10 @@ class Gateway:
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
         _begin(request)
-        caller = self._caller(request)
+        caller = await self._caller(request)
         chat = _openai.parse_chat(await self._body(request))
         name = self._resolve(request, chat.model)
-        self._admit(caller, chat.model)
+        await self._admit(request, caller, chat.model)
         router = self.catalog.router
         if not chat.stream:
             response = await router.acompletion(name, chat.messages, **chat.params)
@@ -292,10 +315,10 @@ class Gateway:
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         _begin(request)
-        caller = self._caller(request)
+        caller = await self._caller(request)
         call = _anthropic.parse_request(await self._body(request))
         name = self._resolve(request, call.model)
-        self._admit(caller, call.model)
+        await self._admit(request, caller, call.model)
         router = self.catalog.router
         message_id = "msg_" + secrets.token_hex(12)
         params = self._thinking_as_taken(name, call.params)
@@ -327,16 +350,16 @@ class Gateway:
         self, request: web.Request, caller: Caller, response: ChatResponse, body: bytes
     ) -> web.Response:
         measured: RequestMetrics = request["metrics"]
-        self._account(caller, measured, response.provider, response.model, response.usage)
+        self._account(request, caller, response.provider, response.model, response.usage)
         measured.finished(200, _since(request))
         return web.Response(body=body, content_type=_JSON, headers=_ids(request))
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         _begin(request)
-        caller = self._caller(request)
+        caller = await self._caller(request)
         asked = _openai.parse_embeddings(await self._body(request))
         name = self._resolve(request, asked.model)
-        self._admit(caller, asked.model)
+        await self._admit(request, caller, asked.model)
         deployments = self.catalog.deployments(name)
         if not deployments:
             raise GatewayError(400, f"`{asked.model}` has no deployment for embeddings")
@@ -354,13 +377,13 @@ class Gateway:
             **settings,
         )
         measured: RequestMetrics = request["metrics"]
-        self._account(caller, measured, response.provider, response.model, response.usage)
+        self._account(request, caller, response.provider, response.model, response.usage)
         measured.finished(200, _since(request))
         body = _openai.render_embeddings(response)
         return web.Response(body=body, content_type=_JSON, headers=_ids(request))
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
-        self._caller(request)
+        await self._caller(request)
         body = _openai.models_body(self.catalog.names(), self.started)
         return web.Response(body=body, content_type=_JSON)
 
@@ -419,7 +442,7 @@ class Gateway:
                 if data:
                     await response.write(data)
         except asyncio.CancelledError:
-            self._account(caller, measured, provider, model, usage())
+            self._account(request, caller, provider, model, usage())
             if not self.drain_expired or response is None:
                 measured.finished(499, _since(request), error="ClientDisconnected")
                 raise
@@ -428,7 +451,7 @@ class Gateway:
             await _write_last(response, frames.error(wire))
             raise
         except ConnectionError:
-            self._account(caller, measured, provider, model, usage())
+            self._account(request, caller, provider, model, usage())
             measured.finished(499, _since(request), error="ClientDisconnected")
             raise
         except Exception as error:
@@ -436,7 +459,7 @@ class Gateway:
                 raise  # nothing sent yet: the middleware answers with the real status
             wire = describe(error)
             measured.finished(wire.status, _since(request), error=type(error).__name__)
-            self._account(caller, measured, provider, model, usage())
+            self._account(request, caller, provider, model, usage())
             await _write_last(response, frames.error(wire))
             return response
         finally:
@@ -445,7 +468,7 @@ class Gateway:
             self.metrics.open_streams.dec()
         if response is None:
             response = await self._open(request, frames)
-        self._account(caller, measured, provider, model, frames.usage)
+        self._account(request, caller, provider, model, frames.usage)
         measured.finished(200, _since(request))
         await _write_last(response, frames.end())
         return response
