@@ -114,7 +114,10 @@ class Gateway:
         #: Keys, limits and spend shared by every instance on Redis (``redis_url``).
         self.shared: SharedKeys | None = None
         if config.redis_url and self.keys is not None:
-            self.shared = SharedKeys(self.keys, self.limits, config.redis_url)
+            self.shared = SharedKeys(
+                self.keys, self.limits, config.redis_url, on_state=self.metrics.redis_state
+            )
+            self.metrics.redis_state(True)
         #: Spend records on their way to Redis.
         self._records: set[asyncio.Task[Any]] = set()
         self.heartbeat = general.heartbeat_seconds

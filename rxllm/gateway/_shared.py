@@ -157,6 +157,7 @@ class RedisLink:
         timeout: float = TIMEOUT,
         retry_seconds: float = RETRY_SECONDS,
         on_resume: Callable[[], Awaitable[None]] | None = None,
+        on_state: Callable[[bool], None] | None = None,
     ) -> None:
         import redis.asyncio as aioredis
 
@@ -169,6 +170,8 @@ class RedisLink:
         self._retry_at = 0.0
         self._resuming = False
         self.on_resume = on_resume
+        #: Told True / False when Redis comes back / goes away (for the metrics).
+        self.on_state = on_state
         #: Whether the last call reached Redis.
         self.up = True
         #: Calls that failed (or found the circuit open), for the metrics.
@@ -195,6 +198,8 @@ class RedisLink:
         self._retry_at = time.monotonic() + self._retry_seconds
         if self.up:
             self.up = False
+            if self.on_state is not None:
+                self.on_state(False)
             log.warning(
                 "Redis at %s is unreachable (%s): going on with this instance's own state "
                 "until it answers",
@@ -216,6 +221,8 @@ class RedisLink:
         finally:
             self._resuming = False
         self.up = True
+        if self.on_state is not None:
+            self.on_state(True)
         log.warning("Redis at %s answers again: state is shared again", _masked(self.url))
 
     async def close(self) -> None:
@@ -249,11 +256,16 @@ class SharedKeys:
         timeout: float = TIMEOUT,
         retry_seconds: float = RETRY_SECONDS,
         clock: Callable[[], float] = time.time,
+        on_state: Callable[[bool], None] | None = None,
     ) -> None:
         self.store = store
         self.limits = limits
         self.link = RedisLink(
-            url, timeout=timeout, retry_seconds=retry_seconds, on_resume=self.flush
+            url,
+            timeout=timeout,
+            retry_seconds=retry_seconds,
+            on_resume=self.flush,
+            on_state=on_state,
         )
         self.ns = namespace
         self.instance = instance or f"{socket.gethostname()}:{id(self):x}"

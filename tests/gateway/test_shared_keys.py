@@ -138,6 +138,13 @@ async def test_redis_going_away_leaves_the_gateways_serving(
         for gateway in (a, b, a, b):
             assert await call(session, gateway, key) == 200  # served on local state
         assert "unreachable" in a.stderr + b.stderr
+        async with session.get(a.url("/metrics")) as response:
+            text = await response.text()
+        assert "rxllm_redis_outages_total 1.0" in text
+        assert any(
+            line.startswith("rxllm_redis_up{") and line.endswith(" 0.0")
+            for line in text.splitlines()
+        )
         redis_server.start()  # empty: a fresh Redis, as after a failover without persistence
         # Sharing resumes (after the circuit's retry second): the key is published again,
         # and the spend made meanwhile reaches Redis, each record once.
