@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+import warnings
 from collections.abc import Sequence
+
+import msgspec
 
 from .cli import UsageError
 
@@ -20,30 +23,31 @@ def serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from .errors import ConfigurationError
 
     try:
-        from .gateway._config import load_config, mock_config
+        from .gateway._config import ConfigWarning, load_config, mock_config
         from .gateway._serve import bind, run_worker, supervise
     except ImportError as exc:
         raise UsageError(
             f"rxllm serve needs the gateway extra ({exc.name} is missing): "
-            "pip install 'rxllm[gateway]'"
+            "pip install -e '.[gateway]' in the clone"
         ) from None
     worker = args.worker_fd is not None
     try:
-        config = mock_config() if args.mock else load_config(args.config)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConfigWarning)
+            config = mock_config() if args.mock else load_config(args.config)
     except ConfigurationError as exc:
         raise UsageError(f"{args.config}: {exc}") from None
     except OSError as exc:
         raise UsageError(f"cannot read the config file: {exc}") from None
+    if args.redis:
+        config = msgspec.structs.replace(config, redis_url=args.redis)
     if worker:
         run_worker(config, socket.socket(fileno=args.worker_fd))
         return 0
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}")
-    if config.unsupported:
-        _say(
-            "these LiteLLM settings are not implemented by rxllm and are ignored: "
-            + ", ".join(config.unsupported)
-        )
+    for warning in caught:  # the one warning naming what rxllm ignores, from the parent only
+        _say(str(warning.message))
     if not config.general.master_key:
         _say("no master_key in general_settings: the gateway is open to anyone who can reach it")
     try:

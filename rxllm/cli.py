@@ -108,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
             "Run an OpenAI- and Anthropic-compatible gateway (/v1/chat/completions, "
             "/v1/messages, /v1/embeddings, /v1/models, /metrics) on the router. The config "
             "file is LiteLLM proxy's YAML (model_list, router_settings, general_settings). "
-            "SIGTERM drains open streams. Needs: pip install 'rxllm[gateway]'."
+            "SIGTERM drains open streams. Needs the gateway extra (pip install -e '.[gateway]' "
+            "in the clone)."
         ),
         epilog=(
             "examples:\n  rxllm serve --config config.yaml --port 4000 --workers 2\n"
@@ -128,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=4000, help="port (4000; 0 picks a free one)")
     serve.add_argument(
         "--workers", type=int, default=1, help="processes serving the one port (default 1)"
+    )
+    serve.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share limits, cooldowns, keys' spend and the cache with other instances on this "
+        "Redis (overrides router_settings.redis_url), e.g. redis://127.0.0.1:6379/0",
     )
     serve.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)
     return parser

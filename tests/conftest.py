@@ -10,6 +10,7 @@ import pytest
 import rxllm
 from rxllm import errors
 
+from .redis_server import RedisServer, redis_binary
 from .server import ReplayServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -47,3 +48,23 @@ def server(_server: ReplayServer) -> Iterator[ReplayServer]:
 @pytest.fixture
 def openai_base(server: ReplayServer) -> str:
     return server.base + "/v1"
+
+
+@pytest.fixture(scope="session")
+def _redis_server() -> Iterator[RedisServer]:
+    if redis_binary() is None:
+        pytest.skip("no redis-server binary on this machine (CI installs Debian's redis-server)")
+    server = RedisServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_server(_redis_server: RedisServer) -> Iterator[RedisServer]:
+    """A running redis-server, emptied for each test (restarted if a test stopped it)."""
+    if _redis_server.process is None:
+        _redis_server.start()
+    _redis_server.flush()
+    yield _redis_server
+    if _redis_server.process is None:
+        _redis_server.start()

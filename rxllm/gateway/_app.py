@@ -22,7 +22,9 @@ request's usage is priced at the price table's rates and added to its virtual ke
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
+import importlib.metadata
 import logging
 import random
 import secrets
@@ -34,19 +36,27 @@ import msgspec
 from aiohttp import web
 from reactivex import Observable
 
-from .. import __version__
+from .. import providers
 from .._api import aembedding
 from .._flow import TIMED_OUT, StreamIterator
+from ..errors import ConfigurationError
 from ..pricing import calculate_cost
 from ..streaming import SSE_HEADERS
+from ..tokens import estimate_request_tokens
 from ..types import ChatChunk, ChatResponse, Usage
 from . import _anthropic, _openai
 from ._config import Catalog, GatewayConfig
 from ._errors import GatewayError, WireError, anthropic_error_body, describe, openai_error_body
 from ._keys import KeyLimits, KeyStore, VirtualKey, authenticate, key_routes, unauthenticated
 from ._metrics import CONTENT_TYPE, Metrics, RequestMetrics
+from ._shared import SharedKeys
 
 __all__ = ["Gateway"]
+
+try:
+    _VERSION = importlib.metadata.version("rxllm")
+except importlib.metadata.PackageNotFoundError:  # run from a source tree
+    _VERSION = "unknown"
 
 log = logging.getLogger("rxllm.gateway")
 
@@ -101,6 +111,15 @@ class Gateway:
             keys = KeyStore(general.database_path)
         self.keys = keys
         self.limits = KeyLimits()
+        #: Keys, limits and spend shared by every instance on Redis (``redis_url``).
+        self.shared: SharedKeys | None = None
+        if config.redis_url and self.keys is not None:
+            self.shared = SharedKeys(
+                self.keys, self.limits, config.redis_url, on_state=self.metrics.redis_state
+            )
+            self.metrics.redis_state(True)
+        #: Spend records on their way to Redis.
+        self._records: set[asyncio.Task[Any]] = set()
         self.heartbeat = general.heartbeat_seconds
         self.max_body = int(general.max_request_size_mb * 1024 * 1024)
         self.clock = clock
@@ -135,11 +154,15 @@ class Gateway:
             ]
         )
         if self.keys is not None and self.master_key:
-            app.add_routes(key_routes(self.keys, self.master_key))
+            app.add_routes(key_routes(self.keys, self.master_key, self.shared))
         app.on_cleanup.append(self._close)
         return app
 
     async def _close(self, _: web.Application) -> None:
+        if self._records:
+            await asyncio.wait(self._records, timeout=5)
+        if self.shared is not None:
+            await self.shared.close()
         if self.keys is not None:
             self.keys.close()
 
@@ -194,7 +217,7 @@ class Gateway:
 
     # --- keys ------------------------------------------------------------------------------
 
-    def _caller(self, request: web.Request) -> Caller:
+    async def _caller(self, request: web.Request) -> Caller:
         """The caller of a model endpoint (401 without a valid key when keys are on)."""
         if not self.master_key:
             return Caller()
@@ -203,24 +226,31 @@ class Gateway:
             raise unauthenticated(None)
         if hmac.compare_digest(key.encode(), self.master_key.encode()):
             return Caller()
-        found = self.keys.lookup(key) if self.keys is not None else None
+        if self.shared is not None:
+            found = await self.shared.lookup(key)
+        else:
+            found = self.keys.lookup(key) if self.keys is not None else None
         if found is None:
             raise unauthenticated(key)
         return Caller(found)
 
-    def _admit(self, caller: Caller, model: str) -> None:
+    async def _admit(self, request: web.Request, caller: Caller, model: str) -> None:
+        """Refuse a key's request (expired, model, budget, rpm, tpm) or count it."""
         key = caller.key
         if key is None:
             return
-        now = self.clock()
-        refusal = key.refusal(model, now) or self.limits.admit(key, now)
+        if self.shared is not None:
+            refusal = await self.shared.admit(key, model, request["request_id"])
+        else:
+            now = self.clock()
+            refusal = key.refusal(model, now) or self.limits.admit(key, now)
         if refusal is not None:
             raise refusal
 
     def _account(
         self,
+        request: web.Request,
         caller: Caller,
-        measured: RequestMetrics,
         provider: str,
         model: str,
         usage: Usage | None,
@@ -228,20 +258,21 @@ class Gateway:
         """Price a request's usage; add it to its key's spend and to the metrics."""
         if usage is None:
             return
-        details = usage.prompt_tokens_details
-        cached = (details.cached_tokens or 0) if details is not None else 0
-        cost = calculate_cost(
-            provider, model, usage.prompt_tokens, usage.completion_tokens, cached_tokens=cached
-        )
-        measured.usage(usage.prompt_tokens, usage.completion_tokens, cost)
+        cost = _cost(provider, model, usage)
+        request["metrics"].usage(usage.prompt_tokens, usage.completion_tokens, cost)
         key = caller.key
-        if key is not None:
-            tokens = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-            self.limits.add_tokens(key, tokens, self.clock())
-            if self.keys is not None:
-                self.keys.add_spend(
-                    key.token, cost or 0.0, usage.prompt_tokens, usage.completion_tokens
-                )
+        if key is None:
+            return
+        prompt, completion = usage.prompt_tokens, usage.completion_tokens
+        if self.shared is not None:  # off the request's path: the answer is not held for it
+            record = self.shared.record(key, request["request_id"], cost or 0.0, prompt, completion)
+            task = asyncio.ensure_future(record)
+            self._records.add(task)
+            task.add_done_callback(self._records.discard)
+            return
+        self.limits.add_tokens(key, usage.total_tokens or prompt + completion, self.clock())
+        if self.keys is not None:
+            self.keys.add_spend(key.token, cost or 0.0, prompt, completion)
 
     # --- model endpoints ---------------------------------------------------------------------
 
@@ -271,10 +302,10 @@ class Gateway:
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
         _begin(request)
-        caller = self._caller(request)
+        caller = await self._caller(request)
         chat = _openai.parse_chat(await self._body(request))
         name = self._resolve(request, chat.model)
-        self._admit(caller, chat.model)
+        await self._admit(request, caller, chat.model)
         router = self.catalog.router
         if not chat.stream:
             response = await router.acompletion(name, chat.messages, **chat.params)
@@ -283,63 +314,79 @@ class Gateway:
             name, chat.messages, stream=True, replay=False, **chat.params
         )
         frames = _openai.OpenAIFrames(include_usage=chat.include_usage)
-        return await self._relay(request, caller, stream, frames)
+        return await self._relay(request, caller, stream, frames, chat.messages)
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         _begin(request)
-        caller = self._caller(request)
+        caller = await self._caller(request)
         call = _anthropic.parse_request(await self._body(request))
         name = self._resolve(request, call.model)
-        self._admit(caller, call.model)
+        await self._admit(request, caller, call.model)
         router = self.catalog.router
         message_id = "msg_" + secrets.token_hex(12)
+        params = self._thinking_as_taken(name, call.params)
         if not call.stream:
-            response = await router.acompletion(name, call.messages, **call.params)
+            response = await router.acompletion(name, call.messages, **params)
             body = _anthropic.render_message(response, model=call.model, message_id=message_id)
             return self._answered(request, caller, response, body)
-        stream = await router.acompletion(
-            name, call.messages, stream=True, replay=False, **call.params
-        )
+        stream = await router.acompletion(name, call.messages, stream=True, replay=False, **params)
         frames = _anthropic.AnthropicStream(model=call.model, message_id=message_id)
-        return await self._relay(request, caller, stream, frames)
+        return await self._relay(request, caller, stream, frames, call.messages)
+
+    def _thinking_as_taken(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Anthropic's ``thinking`` as the configured deployments take it: as it is where
+        every one accepts it, else as ``reasoning_effort`` (its budget as low, medium or high)
+        where they all take that, else left out (the model answers without thinking)."""
+        thinking = params.get("thinking")
+        if thinking is None:
+            return params
+        names = {spec.provider or "" for spec in self.catalog.deployments(name)}
+        if all(_takes(provider, "thinking") for provider in names):
+            return params
+        adapted = {k: v for k, v in params.items() if k != "thinking"}
+        effort = _effort(thinking)
+        if effort is not None and all(_takes(p, "reasoning_effort") for p in names):
+            adapted["reasoning_effort"] = effort
+        return adapted
 
     def _answered(
         self, request: web.Request, caller: Caller, response: ChatResponse, body: bytes
     ) -> web.Response:
         measured: RequestMetrics = request["metrics"]
-        self._account(caller, measured, response.provider, response.model, response.usage)
+        self._account(request, caller, response.provider, response.model, response.usage)
         measured.finished(200, _since(request))
         return web.Response(body=body, content_type=_JSON, headers=_ids(request))
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         _begin(request)
-        caller = self._caller(request)
+        caller = await self._caller(request)
         asked = _openai.parse_embeddings(await self._body(request))
         name = self._resolve(request, asked.model)
-        self._admit(caller, asked.model)
+        await self._admit(request, caller, asked.model)
         deployments = self.catalog.deployments(name)
         if not deployments:
             raise GatewayError(400, f"`{asked.model}` has no deployment for embeddings")
         spec = random.choice(deployments)
-        extra = {} if spec.timeout is None else {"timeout": spec.timeout}
         texts: Any = asked.input
+        settings: dict[str, Any] = {**spec.params, **asked.params}
+        if spec.timeout is not None:
+            settings["timeout"] = spec.timeout
         response = await aembedding(
             spec.provider,
             spec.model,
             input=texts,
             api_key=spec.api_key,
             api_base=spec.api_base,
-            **extra,
-            **{**spec.params, **asked.params},
+            **settings,
         )
         measured: RequestMetrics = request["metrics"]
-        self._account(caller, measured, response.provider, response.model, response.usage)
+        self._account(request, caller, response.provider, response.model, response.usage)
         measured.finished(200, _since(request))
         body = _openai.render_embeddings(response)
         return web.Response(body=body, content_type=_JSON, headers=_ids(request))
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
-        self._caller(request)
+        await self._caller(request)
         body = _openai.models_body(self.catalog.names(), self.started)
         return web.Response(body=body, content_type=_JSON)
 
@@ -351,8 +398,11 @@ class Gateway:
         caller: Caller,
         stream: Observable[ChatChunk],
         frames: Frames,
+        messages: list[dict[str, Any]],
     ) -> web.StreamResponse:
-        """Pass ``stream`` to the client chunk by chunk (see the module docstring)."""
+        """Pass ``stream`` to the client chunk by chunk (see the module docstring). A stream
+        that ends without usage (the client left, the upstream failed) is billed an estimate:
+        the prompt's tokens and a token per 4 characters of what was streamed."""
         loop = asyncio.get_running_loop()
         measured: RequestMetrics = request["metrics"]
         chunks: StreamIterator[ChatChunk] = StreamIterator(stream, max_buffered=_RELAY_BUFFER)
@@ -361,6 +411,13 @@ class Gateway:
         started = request["started"]
         last = None
         provider = model = ""
+        chars = 0
+
+        def usage() -> Usage | None:
+            if frames.usage is not None or last is None:
+                return frames.usage
+            return _estimated(messages, chars)
+
         self.open_streams += 1
         self.metrics.open_streams.inc()
         try:
@@ -381,10 +438,14 @@ class Gateway:
                 else:
                     measured.chunk_interval(now - last)
                 last = now
+                for choice in item.choices:
+                    delta = choice.delta
+                    chars += len(delta.content or "") + len(delta.reasoning_content or "")
                 data = frames.chunk(item)
                 if data:
                     await response.write(data)
         except asyncio.CancelledError:
+            self._account(request, caller, provider, model, usage())
             if not self.drain_expired or response is None:
                 measured.finished(499, _since(request), error="ClientDisconnected")
                 raise
@@ -393,6 +454,7 @@ class Gateway:
             await _write_last(response, frames.error(wire))
             raise
         except ConnectionError:
+            self._account(request, caller, provider, model, usage())
             measured.finished(499, _since(request), error="ClientDisconnected")
             raise
         except Exception as error:
@@ -400,7 +462,7 @@ class Gateway:
                 raise  # nothing sent yet: the middleware answers with the real status
             wire = describe(error)
             measured.finished(wire.status, _since(request), error=type(error).__name__)
-            self._account(caller, measured, provider, model, frames.usage)
+            self._account(request, caller, provider, model, usage())
             await _write_last(response, frames.error(wire))
             return response
         finally:
@@ -409,7 +471,7 @@ class Gateway:
             self.metrics.open_streams.dec()
         if response is None:
             response = await self._open(request, frames)
-        self._account(caller, measured, provider, model, frames.usage)
+        self._account(request, caller, provider, model, frames.usage)
         measured.finished(200, _since(request))
         await _write_last(response, frames.end())
         return response
@@ -436,16 +498,63 @@ class Gateway:
                 "models": len(self.catalog.names()),
                 "open_streams": self.open_streams,
                 "db": "connected" if self.keys is not None else "Not connected",
-                "rxllm_version": __version__,
+                "rxllm_version": _VERSION,
             }
         )
-        return web.Response(
-            status=503 if self.draining else 200, body=body, content_type=_JSON
-        )
+        return web.Response(status=503 if self.draining else 200, body=body, content_type=_JSON)
 
     async def _metrics(self, _: web.Request) -> web.StreamResponse:
         body = self.metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+def _cost(provider: str, model: str, usage: Usage) -> float | None:
+    """The price table's cost of ``usage``; a provider that serves others' models (an
+    OpenAI-compatible server answering for ``gpt-4o``) is priced as the model's own."""
+    details = usage.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details is not None else 0
+    prompt, completion = usage.prompt_tokens, usage.completion_tokens
+    for name in (provider, *_served_for(provider)):
+        cost = calculate_cost(name, model, prompt, completion, cached_tokens=cached)
+        if cost is not None:
+            return cost
+    return None
+
+
+def _served_for(provider: str) -> tuple[str, ...]:
+    try:
+        return providers.provider_info(provider).serves_others_of
+    except ConfigurationError:
+        return ()
+
+
+@functools.cache
+def _takes(provider: str, param: str) -> bool:
+    """Whether ``provider`` accepts the request parameter ``param`` (its own check says)."""
+    try:
+        spec = providers.get_provider(provider)
+        return param in spec.check_params({param: None}, drop=True)
+    except Exception:  # an unknown provider, a check that wants a real value: say no
+        return False
+
+
+def _effort(thinking: Any) -> str | None:
+    """A ``thinking`` setting as a ``reasoning_effort`` level (None: thinking is off)."""
+    if not isinstance(thinking, dict) or thinking.get("type") == "disabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if not isinstance(budget, int):
+        return "medium"
+    return "low" if budget < 2048 else "medium" if budget < 4096 else "high"
+
+
+def _estimated(messages: list[dict[str, Any]], chars: int) -> Usage:
+    """Usage a stream that ended early did not report, estimated (see ``Gateway._relay``)."""
+    prompt = estimate_request_tokens(messages)
+    completion = -(-chars // 4)
+    return Usage(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
 
 
 def _request_id() -> str:
@@ -468,8 +577,10 @@ def _ids(request: web.Request) -> dict[str, str]:
 
 
 def _endpoint(request: web.Request) -> str:
+    """The route's path, for labels ("other" for unknown paths: a label per path a client
+    invents would grow the metrics without bound)."""
     route = request.match_info.route.resource
-    return route.canonical if route is not None else request.path
+    return route.canonical if route is not None else "other"
 
 
 async def _write_last(response: web.StreamResponse, data: bytes) -> None:

@@ -297,7 +297,7 @@ def _read_yaml(path: Path) -> Any:
         yaml: Any = importlib.import_module("yaml")
     except ImportError:
         raise ConfigurationError(
-            "reading a config file needs PyYAML: pip install 'rxllm[gateway]'"
+            "reading a config file needs PyYAML: pip install -e '.[gateway]' in the clone"
         ) from None
     try:
         text = path.read_text(encoding="utf-8")

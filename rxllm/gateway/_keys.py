@@ -46,7 +46,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from fnmatch import fnmatchcase
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import msgspec
 from aiohttp import web
@@ -344,8 +344,35 @@ CREATE TABLE IF NOT EXISTS rxllm_keys (
     requests INTEGER NOT NULL DEFAULT 0
 )
 """
+_PENDING_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rxllm_pending_spend (
+    request_id TEXT PRIMARY KEY,
+    token TEXT NOT NULL,
+    cost REAL NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    at REAL NOT NULL
+)
+"""
+
+
+class SpendRecord(msgspec.Struct, frozen=True, array_like=True):
+    """One request's spend, as recorded once wherever it was served."""
+
+    request_id: str
+    token: str
+    cost: float
+    prompt_tokens: int
+    completion_tokens: int
+    at: float
+
+
 _decode_models = msgspec.json.Decoder(list[str]).decode
 _decode_metadata = msgspec.json.Decoder(dict[str, Any]).decode
+
+
+_encode_row = msgspec.json.Encoder().encode
+_decode_row = msgspec.json.Decoder(_Row).decode
 
 
 def _virtual_key(row: _Row) -> VirtualKey:
@@ -436,6 +463,7 @@ class KeyStore:
             # last spend updates. FULL would put an fsync on the event loop per request.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(_SCHEMA)
+            self._db.execute(_PENDING_SCHEMA)
         except BaseException:
             self._db.close()
             raise
@@ -596,6 +624,61 @@ class KeyStore:
                     token_hash, row.created_at, row.budget_duration, row.budget_reset_at, now
                 )
             self._db.execute(add, values)
+
+    # sharing (rxllm.gateway._shared): a key's row travels between instances; spend that
+    # could not be shared yet waits here, on disk
+
+    def exported(self, token: str) -> bytes | None:
+        """A key's settings (not its spend or counters) as bytes another instance imports."""
+        with self._lock:
+            row = self._row(token)
+        if row is None:
+            return None
+        return _encode_row(
+            msgspec.structs.replace(
+                row, id=0, spend=0.0, prompt_tokens=0, completion_tokens=0, requests=0
+            )
+        )
+
+    def imported(self, data: bytes) -> None:
+        """Add a key another instance created (nothing happens if it is already here)."""
+        row = _decode_row(data)
+        values = msgspec.structs.astuple(row)[1:]
+        marks = ", ".join("?" * len(values))
+        insert = f"INSERT OR IGNORE INTO rxllm_keys ({', '.join(_INSERTED)}) VALUES ({marks})"
+        with self._lock:
+            self._db.execute(insert, values)
+
+    def forget(self, tokens: Iterable[str]) -> None:
+        """Remove keys another instance deleted."""
+        with self._lock:
+            for token in tokens:
+                self._db.execute("DELETE FROM rxllm_keys WHERE token = ?", (token,))
+                self._cache.pop(token, None)
+
+    def hold(self, record: SpendRecord) -> None:
+        """Keep a spend record until it can be shared (it survives a restart)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO rxllm_pending_spend VALUES (?, ?, ?, ?, ?, ?)",
+                msgspec.structs.astuple(record),
+            )
+
+    def held(self, limit: int = 1000) -> list[SpendRecord]:
+        """The oldest spend records not shared yet."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM rxllm_pending_spend ORDER BY at LIMIT ?", (limit,)
+            ).fetchall()
+        return [SpendRecord(*row) for row in rows]
+
+    def release(self, request_ids: Iterable[str]) -> None:
+        """Drop spend records now shared."""
+        with self._lock:
+            self._db.executemany(
+                "DELETE FROM rxllm_pending_spend WHERE request_id = ?",
+                [(request_id,) for request_id in request_ids],
+            )
 
     # inside
 
@@ -849,28 +932,62 @@ def _admin_only(master_key: str, handler: Handler) -> Handler:
     return guarded
 
 
-def key_routes(store: KeyStore, master_key: str) -> list[web.RouteDef]:
-    """LiteLLM's key management endpoints over ``store``, for the master key only."""
+class Sharing(Protocol):
+    """What the endpoints tell the other instances (``rxllm.gateway._shared.SharedKeys``)."""
+
+    async def published(self, token: str) -> None: ...
+
+    async def fetched(self, token: str) -> bool: ...
+
+    async def deleted(self, tokens: list[str]) -> None: ...
+
+    async def overlay(self, info: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def _tokens_of_aliases(store: KeyStore, aliases: Iterable[str]) -> list[str]:
+    tokens = []
+    for alias in aliases:
+        keys, _ = store.list_keys(size=1, key_alias=alias)
+        tokens += [key["token"] for key in keys]
+    return tokens
+
+
+def key_routes(
+    store: KeyStore, master_key: str, sharing: Sharing | None = None
+) -> list[web.RouteDef]:
+    """LiteLLM's key management endpoints over ``store``, for the master key only; with
+    ``sharing``, keys made or deleted here are made or deleted for every instance, and
+    ``/key/info`` shows the spend of all of them."""
 
     async def generate(request: web.Request) -> web.Response:
-        return _json(store.generate(_decode(await request.read(), GenerateKey)))
+        made = store.generate(_decode(await request.read(), GenerateKey))
+        if sharing is not None:
+            await sharing.published(made["token"])
+        return _json(made)
 
     async def info(request: web.Request) -> web.Response:
         key = request.query.get("key")
         if not key:
             raise _bad_field("key", "No key passed in. Pass ?key= (the key or its hash).")
         found = store.info(key)
+        if found is None and sharing is not None and await sharing.fetched(_token_of(key)):
+            found = store.info(key)  # made by another instance
         if found is None:
             raise GatewayError(
                 404, "Key not found in database", openai_type="not_found_error", param="key"
             )
+        if sharing is not None:
+            found = await sharing.overlay(found)
         return _json({"key": key, "info": found})
 
     async def delete(request: web.Request) -> web.Response:
         body: DeleteKeys = _decode(await request.read(), DeleteKeys)
         if not body.keys and not body.key_aliases:
             raise _bad_field("keys", "At least one of 'keys' or 'key_aliases' must be provided.")
+        tokens = _tokens_of_aliases(store, body.key_aliases or ())
         deleted = store.delete(body.keys or (), aliases=body.key_aliases or ())
+        if sharing is not None:
+            await sharing.deleted([_token_of(key) for key in body.keys or ()] + tokens)
         if not deleted:
             raise GatewayError(404, "No keys found", openai_type="not_found_error", param="keys")
         return _json({"deleted_keys": deleted})

@@ -82,6 +82,25 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
+        self.redis_up = Gauge(
+            "rxllm_redis_up",
+            "1 while the shared state on Redis answers, 0 while this instance goes on alone.",
+            ["instance_pid"],
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
+        self.redis_outages = Counter(
+            "rxllm_redis_outages",
+            "Times Redis stopped answering and this instance went on with its own state.",
+            registry=registry,
+        )
+
+    def redis_state(self, up: bool) -> None:
+        """Redis came back (``up``) or went away."""
+        self.redis_up.labels(str(os.getpid())).set(1 if up else 0)
+        if not up:
+            self.redis_outages.inc()
+
     def request(self, endpoint: str, model: str) -> RequestMetrics:
         """The measurements of one request."""
         return RequestMetrics(self, endpoint, model)

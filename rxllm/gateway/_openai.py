@@ -51,7 +51,7 @@ class ChatRequest(msgspec.Struct, kw_only=True):
 
 class EmbeddingRequest(msgspec.Struct, kw_only=True):
     model: str
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[Any]
     params: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -108,9 +108,7 @@ def parse_embeddings(body: bytes) -> EmbeddingRequest:
     request: EmbeddingRequest = _convert(known, EmbeddingRequest)
     if not request.model:
         raise GatewayError(400, "model must not be empty", param="model")
-    request.params = {
-        k: v for k, v in data.items() if k not in _EMBEDDING_FIELDS and v is not None
-    }
+    request.params = {k: v for k, v in data.items() if k not in _EMBEDDING_FIELDS and v is not None}
     return request
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
+from ..transport.session import close_session
 from ._app import Gateway
 from ._config import GatewayConfig
 
@@ -45,6 +46,9 @@ def bind(host: str, port: int) -> socket.socket:
 def run_worker(config: GatewayConfig, sock: socket.socket) -> None:
     """Serve on ``sock`` in this process until SIGTERM / SIGINT, then drain."""
     asyncio.run(_serve(config, sock))
+    # Drained: a second SIGTERM now (a supervisor repeating itself) must not turn a clean
+    # exit into a kill.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 async def _serve(config: GatewayConfig, sock: socket.socket) -> None:
@@ -75,9 +79,7 @@ async def _serve(config: GatewayConfig, sock: socket.socket) -> None:
             await asyncio.wait_for(gateway.drained(), _LAST_WORDS)
     finally:
         await runner.cleanup()
-        from .. import aclose
-
-        await aclose()
+        await close_session()
 
 
 def supervise(

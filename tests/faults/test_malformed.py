@@ -165,8 +165,9 @@ def test_a_negative_content_block_index_is_malformed(faults: FaultServer) -> Non
     assert type(error) is errors.MalformedResponseError and error.partial_text == "Hel"
 
 
-#: Bodies compressed in ways the request did not accept (aiohttp asks for gzip and deflate), or
-#: corrupt: brotli and zstandard magic numbers, and a "gzip" that is not.
+#: Bodies compressed in ways the request did not accept (aiohttp asks for gzip and deflate, and
+#: zstd or br when their libraries are installed), or corrupt: brotli and zstandard magic
+#: numbers, and a "gzip" that is not. Either way the body cannot be decoded.
 UNDECODABLE = {
     "br": b"\x1b\x07\x00\xf8\xa5\x5b\x8e" * 20,
     "zstd": b"\x28\xb5\x2f\xfd" + b"x" * 60,
@@ -195,7 +196,6 @@ def test_a_body_in_an_encoding_not_asked_for_is_malformed_not_unreachable(
         error = caught.value
     assert type(error) is errors.MalformedResponseError, repr(error)
     assert "could not reach" not in str(error) and "cannot be decoded" in str(error)
-    assert encoding == "gzip" or encoding not in faults.requests[0].headers["Accept-Encoding"]
 
 
 def test_a_gzip_stream_that_turns_corrupt_keeps_what_came_before(faults: FaultServer) -> None:

@@ -9,6 +9,7 @@ the transcript or the misbehaviour (see :func:`respond`). The gateway is started
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -42,6 +43,16 @@ def slow_stream(chunks: int = 400, word: str = "w") -> bytes:
     )
 
 
+@functools.cache
+def flood() -> bytes:
+    """About 40 MB of chunks: more than every socket buffer between upstream and client."""
+    chunk = (
+        b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o",'
+        b'"choices":[{"index":0,"delta":{"content":"' + b"x" * 100 + b'"}}]}\n\n'
+    )
+    return chunk * 200_000 + b"data: [DONE]\n\n"
+
+
 def _last_user_text(body: dict[str, Any]) -> str:
     for message in reversed(body.get("messages") or []):
         if message.get("role") == "user":
@@ -57,7 +68,9 @@ def _last_user_text(body: dict[str, Any]) -> str:
 def respond(request: Recorded) -> Reply:
     """The upstream's answer to one request (see the module docstring)."""
     if request.path.endswith("/embeddings"):
-        return Reply(body=fixture_bytes("openai/response_embedding.json"), content_type="application/json")
+        return Reply(
+            body=fixture_bytes("openai/response_embedding.json"), content_type="application/json"
+        )
     body = request.json()
     text = _last_user_text(body)
     stream = bool(body.get("stream"))
@@ -73,6 +86,10 @@ def respond(request: Recorded) -> Reply:
         )
     if "stall" in text:
         return Reply(body=slow_stream(5), stall_after=0)
+    if "flood" in text:
+        return Reply(body=flood(), piece=65536, report_blocking=True)
+    if "paced" in text:  # about 2 s
+        return Reply(body=slow_stream(40), piece=60, delay=0.02)
     if "slow" in text:
         return Reply(body=slow_stream(), piece=60, delay=0.05)
     if "cut" in text:
@@ -84,7 +101,9 @@ def respond(request: Recorded) -> Reply:
     else:
         name = "stream_text_usage.sse" if stream else "response_text.json"
     kind = "text/event-stream" if stream else "application/json"
-    return Reply(body=fixture_bytes(f"openai/{name}"), content_type=kind, piece=97 if stream else None)
+    return Reply(
+        body=fixture_bytes(f"openai/{name}"), content_type=kind, piece=97 if stream else None
+    )
 
 
 def _anthropic(text: str, stream: bool) -> Reply:
@@ -150,6 +169,7 @@ class Gateway:
             stderr=subprocess.PIPE,
         )
         self.lines: list[str] = []
+        self._terminated = False
         self._listening = threading.Event()
         self.base = ""
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -177,7 +197,9 @@ class Gateway:
         return self.base + path
 
     def terminate(self) -> None:
-        if self.process.poll() is None:
+        """SIGTERM, once."""
+        if self.process.poll() is None and not self._terminated:
+            self._terminated = True
             self.process.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 30.0) -> int:
@@ -222,7 +244,9 @@ def _start(tmp: Path, upstream: ReplayServer, **general: Any) -> Gateway:
 
 
 @pytest.fixture(scope="session")
-def gateway(upstream_server: ReplayServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(
+    upstream_server: ReplayServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     """An open gateway (no master key) shared by the tests of a session."""
     process = _start(tmp_path_factory.mktemp("gateway"), upstream_server)
     yield process

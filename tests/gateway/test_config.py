@@ -1022,7 +1022,7 @@ def test_without_pyyaml_the_error_says_which_extra(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "yaml", None)
-    with pytest.raises(ConfigurationError, match=r"pip install 'rxllm\[gateway\]'"):
+    with pytest.raises(ConfigurationError, match=r"pip install -e '\.\[gateway\]'"):
         load_config(tmp_path / "config.yaml", environ={})
 
 

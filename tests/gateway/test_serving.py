@@ -4,6 +4,7 @@ limits, config errors, `--mock` and `--workers`, over real HTTP to a real subpro
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anthropic
 import openai
 import pytest
 
@@ -23,9 +25,10 @@ USER = [{"role": "user", "content": "hello"}]
 
 
 async def post(url: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    async with aiohttp.ClientSession() as session, session.post(
-        url, json=body, headers=headers
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body, headers=headers) as response,
+    ):
         return response.status, await response.read()
 
 
@@ -36,9 +39,10 @@ async def test_heartbeats_flow_while_the_upstream_is_silent(
     gateway: Gateway, upstream: ReplayServer
 ) -> None:
     body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "stall"}]}
-    async with aiohttp.ClientSession() as session, session.post(
-        gateway.url("/v1/chat/completions"), json=body
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(gateway.url("/v1/chat/completions"), json=body) as response,
+    ):
         assert response.status == 200  # committed at the first heartbeat (0.5 s here)
         seen = b""
         async with asyncio.timeout(10) if sys.version_info >= (3, 11) else _nothing():
@@ -60,9 +64,10 @@ async def test_a_client_that_leaves_cancels_the_upstream(
     gateway: Gateway, upstream: ReplayServer
 ) -> None:
     body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "slow"}]}
-    async with aiohttp.ClientSession() as session, session.post(
-        gateway.url("/v1/chat/completions"), json=body
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(gateway.url("/v1/chat/completions"), json=body) as response,
+    ):
         first = await response.content.readline()
         assert first.startswith(b"data: ")
     assert upstream.disconnected.wait(10)
@@ -75,15 +80,37 @@ async def test_chunks_are_not_held_back(gateway: Gateway, upstream: ReplayServer
     body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "slow"}]}
     loop = asyncio.get_running_loop()
     arrivals: list[float] = []
-    async with aiohttp.ClientSession() as session, session.post(
-        gateway.url("/v1/chat/completions"), json=body
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(gateway.url("/v1/chat/completions"), json=body) as response,
+    ):
         while len(arrivals) < 12:
             line = await response.content.readline()
             if line.startswith(b"data: {"):
                 arrivals.append(loop.time())
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert sum(1 for gap in gaps if gap > 0.02) >= 6, gaps
+
+
+async def test_a_slow_client_holds_the_upstream_back(
+    gateway: Gateway, upstream: ReplayServer
+) -> None:
+    """A client that stops reading stops the upstream's writes (TCP flow control all the way
+    back), instead of the gateway reading the whole answer into memory (docs/contracts.md, 6)."""
+    from .conftest import flood
+
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "flood"}]}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(gateway.url("/v1/chat/completions"), json=body) as response,
+    ):
+        assert (await response.content.readline()).startswith(b"data: ")
+        # Read in full at the gateway's pace, the answer would be sent within a second; held
+        # back, the upstream never gets to its end while this client does not read.
+        assert not await asyncio.to_thread(upstream.completed.wait, 4)
+        assert upstream.write_blocked.is_set()
+        assert upstream.written < len(flood()) / 2
+    assert await asyncio.to_thread(upstream.disconnected.wait, 10)
 
 
 async def test_malformed_bodies_are_400s(gateway: Gateway, upstream: ReplayServer) -> None:
@@ -108,7 +135,9 @@ async def test_request_size_limit(tmp_path: Path, upstream: ReplayServer) -> Non
     process = Gateway(["--config", str(config)], cwd=tmp_path)
     try:
         big = [{"role": "user", "content": "x" * 20_000}]
-        status, raw = await post(process.url("/v1/chat/completions"), {"model": "gpt-4o", "messages": big})
+        status, raw = await post(
+            process.url("/v1/chat/completions"), {"model": "gpt-4o", "messages": big}
+        )
         assert status == 413
         assert json.loads(raw)["error"]["code"] == "request_too_large"
     finally:
@@ -129,8 +158,10 @@ async def test_health_and_metrics(gateway: Gateway, upstream: ReplayServer) -> N
             assert (await response.json())["status"] == "healthy"
         async with session.get(gateway.url("/metrics")) as response:
             text = await response.text()
-    assert 'rxllm_requests_total{endpoint="/v1/chat/completions",model="gpt-4o",status="200"}' in text
-    assert "rxllm_time_to_first_token_seconds_count{model=\"gpt-4o\"}" in text
+    assert (
+        'rxllm_requests_total{endpoint="/v1/chat/completions",model="gpt-4o",status="200"}' in text
+    )
+    assert 'rxllm_time_to_first_token_seconds_count{model="gpt-4o"}' in text
     assert "rxllm_chunk_interval_seconds_bucket" in text
     assert 'rxllm_tokens_total{kind="completion",model="gpt-4o"}' in text
     assert "rxllm_open_streams" in text
@@ -146,7 +177,9 @@ async def test_keys_budgets_and_limits(keyed_gateway: Gateway, upstream: ReplayS
     denied = openai.OpenAI(base_url=gateway.url("/v1"), api_key="sk-wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         denied.chat.completions.create(model="gpt-4o", messages=USER)
-    status, _ = await post(gateway.url("/v1/chat/completions"), {"model": "gpt-4o", "messages": USER})
+    status, _ = await post(
+        gateway.url("/v1/chat/completions"), {"model": "gpt-4o", "messages": USER}
+    )
     assert status == 401
     # A key with a tiny budget: the first request spends it, the next is refused.
     status, raw = await post(
@@ -156,9 +189,10 @@ async def test_keys_budgets_and_limits(keyed_gateway: Gateway, upstream: ReplayS
     key = json.loads(raw)["key"]
     client = openai.OpenAI(base_url=gateway.url("/v1"), api_key=key, max_retries=0)
     list(client.chat.completions.create(model="gpt-4o", messages=USER, stream=True))
-    async with aiohttp.ClientSession() as session, session.get(
-        gateway.url("/key/info"), params={"key": key}, headers=master
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(gateway.url("/key/info"), params={"key": key}, headers=master) as response,
+    ):
         info = await response.json()
     assert info["info"]["spend"] > 0
     with pytest.raises(openai.APIStatusError) as caught:
@@ -170,7 +204,9 @@ async def test_keys_budgets_and_limits(keyed_gateway: Gateway, upstream: ReplayS
     assert refused.value.status_code in (401, 403)
     # rpm_limit 1: the second request within the minute is a 429.
     status, raw = await post(gateway.url("/key/generate"), {"rpm_limit": 1}, master)
-    limited = openai.OpenAI(base_url=gateway.url("/v1"), api_key=json.loads(raw)["key"], max_retries=0)
+    limited = openai.OpenAI(
+        base_url=gateway.url("/v1"), api_key=json.loads(raw)["key"], max_retries=0
+    )
     limited.chat.completions.create(model="gpt-4o", messages=USER)
     with pytest.raises(openai.RateLimitError):
         limited.chat.completions.create(model="gpt-4o", messages=USER)
@@ -188,25 +224,65 @@ async def test_keys_budgets_and_limits(keyed_gateway: Gateway, upstream: ReplayS
 
 async def test_streamed_spend_is_counted(keyed_gateway: Gateway, upstream: ReplayServer) -> None:
     master = {"x-api-key": MASTER}
-    status, raw = await post(keyed_gateway.url("/key/generate"), {"max_budget": 100}, master)
+    _status, raw = await post(keyed_gateway.url("/key/generate"), {"max_budget": 100}, master)
     key = json.loads(raw)["key"]
     client = openai.OpenAI(base_url=keyed_gateway.url("/v1"), api_key=key, max_retries=0)
     list(client.chat.completions.create(model="gpt-4o", messages=USER, stream=True))
     client.chat.completions.create(model="gpt-4o", messages=USER)
-    async with aiohttp.ClientSession() as session, session.get(
-        keyed_gateway.url("/key/info"), params={"key": key}, headers=master
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            keyed_gateway.url("/key/info"), params={"key": key}, headers=master
+        ) as response,
+    ):
         spend = (await response.json())["info"]["spend"]
-    # gpt-4o at the price table's rates: each request's prompt and completion tokens.
+    # Each answer at the price table's rates for the model the upstream says answered.
     from rxllm.pricing import calculate_cost
 
-    stream_usage = [e for e in decoded(_fixture("openai/stream_text_usage.sse")) if e.get("usage")][-1]["usage"]
-    body_usage = json.loads(_fixture("openai/response_text.json"))["usage"]
+    events = decoded(_fixture("openai/stream_text_usage.sse"))
+    streamed = next(e for e in reversed(events) if e.get("usage"))
+    whole = json.loads(_fixture("openai/response_text.json"))
     expected = sum(
-        calculate_cost("openai", "gpt-4o", u["prompt_tokens"], u["completion_tokens"]) or 0
-        for u in (stream_usage, body_usage)
+        calculate_cost(
+            "openai", r["model"], r["usage"]["prompt_tokens"], r["usage"]["completion_tokens"]
+        )
+        or 0
+        for r in (streamed, whole)
     )
+    assert expected > 0
     assert spend == pytest.approx(expected, rel=1e-9)
+
+
+async def test_a_stream_cut_short_is_billed_an_estimate(
+    keyed_gateway: Gateway, upstream: ReplayServer
+) -> None:
+    """The client leaves before the upstream's usage came: the key is billed the prompt's
+    estimated tokens and a token per 4 characters streamed, not nothing."""
+    master = {"x-api-key": MASTER}
+    _, raw = await post(keyed_gateway.url("/key/generate"), {}, master)
+    key = json.loads(raw)["key"]
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "slow"}]}
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            keyed_gateway.url("/v1/chat/completions"), json=body, headers=headers
+        ) as response:
+            lines = 0
+            while lines < 3:
+                lines += (await response.content.readline()).startswith(b"data: ")
+        assert await asyncio.to_thread(upstream.disconnected.wait, 10)
+        info: dict[str, Any] = {}
+        for _ in range(100):  # the gateway records the spend as it unwinds the handler
+            async with session.get(
+                keyed_gateway.url("/key/info"), params={"key": key}, headers=master
+            ) as answer:
+                info = (await answer.json())["info"]
+            if info["spend"] > 0:
+                break
+            await asyncio.sleep(0.05)
+    assert info["spend"] > 0
+    assert info["completion_tokens"] >= 1
+    assert info["prompt_tokens"] >= 1
 
 
 def _fixture(name: str) -> bytes:
@@ -221,30 +297,46 @@ def _fixture(name: str) -> bytes:
 async def test_sigterm_lets_open_streams_finish(tmp_path: Path, upstream: ReplayServer) -> None:
     config = write_config(tmp_path / "c.yaml", config_for(upstream, drain_seconds=30))
     process = Gateway(["--config", str(config)], cwd=tmp_path)
-    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "slow"}]}
-    async with aiohttp.ClientSession() as session, session.post(
-        process.url("/v1/chat/completions"), json=body
-    ) as response:
+    body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "paced"}]}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(process.url("/v1/chat/completions"), json=body) as response,
+    ):
         assert (await response.content.readline()).startswith(b"data: ")
         process.terminate()
         rest = await response.read()
     events = sse_events(rest)
     assert events[-1] == (None, "[DONE]")
-    assert upstream.completed.is_set()
+    assert len(events) == 40  # the 39 chunks after the first, and [DONE]
     assert await asyncio.to_thread(process.stop) == 0
 
 
 async def test_sigterm_cancels_streams_after_the_grace_period(
     tmp_path: Path, upstream: ReplayServer
 ) -> None:
-    config = write_config(tmp_path / "c.yaml", config_for(upstream, drain_seconds=1))
+    config = write_config(tmp_path / "c.yaml", config_for(upstream, drain_seconds=3))
     process = Gateway(["--config", str(config)], cwd=tmp_path)
     body = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "stall"}]}
-    async with aiohttp.ClientSession() as session, session.post(
-        process.url("/v1/chat/completions"), json=body
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(process.url("/v1/chat/completions"), json=body) as response,
+    ):
         assert await response.content.readline()  # a heartbeat: the stream is open
         process.terminate()
+        # Draining: new connections are refused while the open stream goes on.
+        refused = False
+        for _ in range(100):
+            try:
+                async with (
+                    aiohttp.ClientSession() as other,
+                    other.get(process.url("/health/liveliness")),
+                ):
+                    pass
+            except aiohttp.ClientConnectionError:
+                refused = True
+                break
+            await asyncio.sleep(0.02)  # until the signal is handled
+        assert refused
         rest = await response.read()
     events = sse_events(rest)
     assert events[-1][0] == "error"
@@ -287,16 +379,31 @@ async def test_mock_needs_no_config(tmp_path: Path) -> None:
     try:
         client = openai.AsyncOpenAI(base_url=process.url("/v1"), api_key="x", max_retries=0)
         stream = await client.chat.completions.create(
-            model="mock/anything", messages=[{"role": "user", "content": "echo me back"}], stream=True
+            model="mock/anything",
+            messages=[{"role": "user", "content": "echo me back"}],
+            stream=True,
         )
         text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
         assert text == "echo me back"
         reply = await client.chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "any name works"}],
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "any name works"}],
             extra_body={"mock_response": "Scripted."},
         )
         assert reply.choices[0].message.content == "Scripted."
         await client.close()
+        # Anthropic's client, thinking on: the mock takes no `thinking`, so it gets the
+        # budget as a reasoning_effort, and the answer streams in Anthropic's events.
+        claude = anthropic.AsyncAnthropic(base_url=process.url(""), api_key="x", max_retries=0)
+        async with claude.messages.stream(
+            model="mock/claude",
+            max_tokens=2000,
+            messages=[{"role": "user", "content": "think twice"}],
+            thinking={"type": "enabled", "budget_tokens": 1024},
+        ) as stream:
+            text = "".join([piece async for piece in stream.text_stream])
+        assert text == "think twice"
+        await claude.close()
         assert "open to anyone" in process.stderr
     finally:
         assert process.stop() == 0
@@ -312,12 +419,18 @@ async def test_two_workers_serve_one_port(tmp_path: Path, upstream: ReplayServer
         )
         assert all(r.choices[0].message.content for r in replies)
         await client.close()
-        async with aiohttp.ClientSession() as session, session.get(process.url("/metrics")) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(process.url("/metrics")) as response,
+        ):
             text = await response.text()
         # Both workers' counts, whichever answered the scrape.
         line = next(
-            x for x in text.splitlines()
-            if x.startswith('rxllm_requests_total{endpoint="/v1/chat/completions",model="gpt-4o",status="200"}')
+            x
+            for x in text.splitlines()
+            if x.startswith(
+                'rxllm_requests_total{endpoint="/v1/chat/completions",model="gpt-4o",status="200"}'
+            )
         )
         assert float(line.split()[-1]) == 20
     finally:
