@@ -159,8 +159,8 @@ def _goals(results: dict[str, Any]) -> list[str]:
                 shown = f"{_rate(ours)}: LiteLLM sustains no rate{_verdict(True)}"
             else:
                 shown = _rate(ours)
-            if mine.get("harness_limited") and ours:
-                shown += " (harness-limited: at least this)"
+            if ours:
+                shown += _limit_note(mine)
             name = "1 worker" if workers == 1 else f"{workers} workers"
             rows.append(
                 [
@@ -241,6 +241,14 @@ def _latency(results: dict[str, Any]) -> list[str]:
     return lines + _table(header, rows)
 
 
+def _limit_note(section: dict[str, Any]) -> str:
+    if section.get("ladder_top"):
+        return " (the ladder's top: at least this)"
+    if section.get("harness_limited"):
+        return " (the direct upstream missed too: machine-limited)"
+    return ""
+
+
 def _rates(results: dict[str, Any]) -> list[str]:
     rates = results.get("rate", {})
     if not rates:
@@ -248,26 +256,25 @@ def _rates(results: dict[str, Any]) -> list[str]:
     lines = ["### Highest sustained request rate (open loop, non-streaming)", ""]
     rows = []
     for name, section in rates.items():
-        cpu = cpu_per_request(section)
-        limited = " (harness-limited)" if section.get("harness_limited") else ""
+        note = _limit_note(section)
         rows.append(
             [
                 name,
-                _rate(section.get("goal_rate")) + (limited if section.get("goal_rate") else ""),
-                _rate(section.get("knee_rate")) + (limited if section.get("knee_rate") else ""),
+                _rate(section.get("goal_rate")) + (note if section.get("goal_rate") else ""),
+                _rate(section.get("knee_rate")) + (note if section.get("knee_rate") else ""),
                 _ms(section.get("base_p99")),
-                _ms(cpu),
+                _ms(cpu_per_request(section)),
             ]
         )
     header = [
-        "target",
+        "gateway",
         "p99 added < 10 ms",
         "knee: p99 < own low-rate p99 + 10 ms",
         "p99 at the lowest rate, ms",
         "gateway CPU per request, ms",
     ]
     lines += _table(header, rows)
-    # the ladder: p99 at every rate each ran
+    # the ladder: p99 at every rate each ran, and the direct upstream's in the same pair
     all_rates = sorted({st["rate"] for sec in rates.values() for st in sec.get("steps", [])})
     names = list(rates)
     ladder_rows = []
@@ -277,16 +284,18 @@ def _rates(results: dict[str, Any]) -> list[str]:
             step = next((st for st in rates[name]["steps"] if st["rate"] == rate), None)
             if step is None:
                 row.append("")
-            else:
-                mark = "" if step["goal_ok"] else (" ~" if step["knee_ok"] else " ✗")
-                errors = f" ({step['errors']} errors)" if step["errors"] else ""
-                row.append(f"{_ms(step['latency'].get('p99'))}{mark}{errors}")
+                continue
+            mark = "" if step["goal_ok"] else (" ~" if step["knee_ok"] else " ✗")
+            errors = f", {step['errors']} errors" if step["errors"] else ""
+            direct = step.get("direct", {}).get("latency", {}).get("p99")
+            row.append(f"{_ms(step['latency'].get('p99'))}{mark} ({_ms(direct)}{errors})")
         ladder_rows.append(row)
     lines += [
         "",
-        "p99 latency (ms, from each request's scheduled send time) at each offered rate; "
-        "✗ = over both bounds, ~ = within the knee only; the first rung a target misses ends "
-        "its ladder (after one retry):",
+        "p99 latency in ms (counted from each request's scheduled send time) at each offered "
+        "rate, and in brackets the direct upstream's in the run just before; ✗ = over both "
+        "bounds, ~ = within the knee only; the first rung a gateway misses (after one retry) "
+        "ends its ladder:",
         "",
         *_table(["rate/s", *names], ladder_rows),
     ]
@@ -424,13 +433,14 @@ released).
   event (the stream is then read to its end).
 - *Sustained rate*: open loop, each request sent at its scheduled time whatever the others are
   doing, latency counted from that time (so falling behind is counted, not hidden); the first
-  tenth of each rung is not counted. A rung passes when every request succeeds and its p99 minus
-  the direct upstream's p99 at the same rate is under 10 ms (the goal's criterion). The *knee*
-  compares instead with the gateway's own p99 at the lowest rate: how far load can go before
-  queueing, which says something for a gateway whose own latency is already over 10 ms. A rung
-  that misses is run once more; the first rung that still misses ends the ladder. The direct
-  upstream's own ladder is the harness's ceiling. Gateway CPU per request: user + system time
-  of the gateway's processes during its highest rung within the knee, over that rung's requests.
+  tenth of each rung is not counted. Each rung is a pair of runs at the same rate: the direct
+  upstream's, then the gateway's. A rung passes when every request succeeds and the gateway's
+  p99 minus the direct upstream's is under 10 ms (the goal's criterion). The *knee* compares
+  instead with the gateway's own p99 at the lowest rate: how far load can go before queueing,
+  which says something for a gateway whose own latency is already over 10 ms. A rung that
+  misses is run once more; the first rung that still misses ends the ladder. Gateway CPU per
+  request: user + system time of the gateway's processes during its highest rung within the
+  knee, over that rung's requests.
 - *Memory*: RSS of the gateway's processes, summed (psutil, else /proc), just before opening
   the streams and while all are open (median of three samples 0.5 s apart); the difference over
   the streams open. Streams open in batches of 50 every 20 ms; each is open once its first

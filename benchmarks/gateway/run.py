@@ -451,69 +451,79 @@ class Bench:
             )
         return result
 
-    def rate_ladder(
-        self, target: dict[str, Any], pid: int | None, direct: dict[float, float] | None
-    ) -> dict[str, Any]:
+    def _rung(self, target: dict[str, Any], pid: int | None, rate: float) -> dict[str, Any]:
+        s = self.s
+        return self.load.ask(
+            "rate",
+            target=target,
+            model="bench",
+            rate=rate,
+            seconds=max(s.rung_seconds, s.rung_min_requests / rate),
+            skip=s.skip,
+            pid=pid,
+        )
+
+    def rate_ladder(self, target: dict[str, Any], pid: int | None) -> dict[str, Any]:
         """Step the rate up the ladder until the p99 stops being bounded.
 
-        Two figures: ``goal_rate``, the highest rate (with every lower rung) whose p99 minus
-        the direct upstream's p99 at that rate is under 10 ms (the goal's criterion; None when
-        even the lowest rung misses); and ``knee_rate``, the highest whose p99 stays within
-        10 ms of the target's own p99 at the lowest rung (how far load can go before
-        queueing, for a gateway whose own latency is already over 10 ms). A rung that misses
-        is run once more. Direct (``direct`` None): p99 under 10 ms, the harness's ceiling.
+        Every rung is a pair of runs at the same rate, the direct upstream's then the
+        gateway's, so that a burst of noise on the machine spreads over both. Two figures:
+        ``goal_rate``, the highest rate (with every lower rung) whose p99 minus the direct
+        upstream's p99 is under 10 ms (the goal's criterion; None when even the lowest rung
+        misses), and ``knee_rate``, the highest whose p99 stays within 10 ms of the gateway's
+        own p99 at the lowest rung (how far load can go before queueing, for a gateway whose
+        own latency is already over 10 ms). A rung that misses is run once more; the first
+        that still misses ends the ladder. ``harness_limited``: the direct upstream itself
+        missed (p99 over 10 ms or errors) at the rung that ended it.
         """
-        s = self.s
         steps: list[dict[str, Any]] = []
         base_p99: float | None = None
         goal_ok_so_far = knee_ok_so_far = True
         goal_rate = knee_rate = None
-        harness_limited = False
-        for rate in s.ladder:
-            if direct is not None and rate not in direct:
-                harness_limited = True
-                break
-            seconds = max(s.rung_seconds, s.rung_min_requests / rate)
+        direct_ok = True
+        for rate in self.s.ladder:
             attempts = 0
             while attempts < 2:
                 attempts += 1
-                result = self.load.ask(
-                    "rate",
-                    target=target,
-                    model="bench",
-                    rate=rate,
-                    seconds=seconds,
-                    skip=s.skip,
-                    pid=pid,
-                )
-                if "error" in result:
-                    self.failures.append(
-                        f"rate {target['name']} at {rate:.0f}/s: {result['error']}"
-                    )
-                    return {"steps": steps, "goal_rate": goal_rate, "knee_rate": knee_rate}
+                direct = self._rung(self.direct("bench"), None, rate)
+                result = self._rung(target, pid, rate)
+                for run in (direct, result):
+                    if "error" in run:
+                        where = f"rate {target['name']} at {rate:.0f}/s"
+                        self.failures.append(f"{where}: {run['error']}")
+                        return {"steps": steps, "goal_rate": goal_rate, "knee_rate": knee_rate}
                 p99 = result["latency"].get("p99", math.inf)
+                direct_p99 = direct["latency"].get("p99", math.inf)
                 complete = result["errors"] == 0 and result["latency"].get("n") == result["counted"]
-                baseline = direct[rate] if direct is not None else 0.0
-                added = p99 - baseline
+                direct_ok = (
+                    direct["errors"] == 0
+                    and direct["latency"].get("n") == direct["counted"]
+                    and direct_p99 < RATE_P99_ADDED_MAX
+                )
+                added = p99 - direct_p99
                 if not steps:  # the lowest rung: the knee's reference
                     base_p99 = p99
                 goal_ok = complete and added < RATE_P99_ADDED_MAX
                 knee_ok = complete and p99 < (base_p99 or p99) + RATE_P99_ADDED_MAX
                 if (goal_ok or not goal_ok_so_far) and (knee_ok or not knee_ok_so_far):
                     break
-            step = {
-                **result,
-                "attempts": attempts,
-                "added_p99": added,
-                "goal_ok": goal_ok,
-                "knee_ok": knee_ok,
-            }
-            steps.append(step)
+            steps.append(
+                {
+                    **result,
+                    "direct": {"latency": direct["latency"], "errors": direct["errors"]},
+                    "attempts": attempts,
+                    "added_p99": added,
+                    "direct_ok": direct_ok,
+                    "goal_ok": goal_ok,
+                    "knee_ok": knee_ok,
+                }
+            )
             lat = result["latency"]
             log(
                 f"  {target['name']} {rate:>6.0f}/s: p50 {lat.get('p50', math.nan) * 1e3:7.2f} ms"
-                f"  p99 {p99 * 1e3:8.2f} ms  added p99 {added * 1e3:8.2f} ms"
-                f"  errors {result['errors']}" + ("  (retried)" if attempts == 2 else "")
+                f"  p99 {p99 * 1e3:8.2f} ms (direct {direct_p99 * 1e3:7.2f})"
+                f"  added p99 {added * 1e3:8.2f} ms  errors {result['errors']}"
+                + ("  (retried)" if attempts == 2 else "")
             )
             goal_ok_so_far = goal_ok_so_far and goal_ok
             knee_ok_so_far = knee_ok_so_far and knee_ok
@@ -523,14 +533,13 @@ class Bench:
                 knee_rate = rate
             if not goal_ok_so_far and not knee_ok_so_far:
                 break
-        else:
-            harness_limited = True
         return {
             "steps": steps,
             "goal_rate": goal_rate,
             "knee_rate": knee_rate,
             "base_p99": base_p99,
-            "harness_limited": harness_limited and (goal_ok_so_far or knee_ok_so_far),
+            "harness_limited": not direct_ok,
+            "ladder_top": goal_ok_so_far or knee_ok_so_far,
         }
 
     def stop(self) -> None:
@@ -577,17 +586,8 @@ def run(s: Settings, only: list[str], key: str | None) -> dict[str, Any]:
         results["memory"] = {g.name: bench.memory(g) for g in gateways}
         log("highest sustained rate, 1 worker")
         rates: dict[str, dict[str, Any]] = {}
-        log("  direct (the harness's own ceiling)")
-        rates["direct"] = bench.rate_ladder(bench.direct("bench"), None, None)
-        direct = {
-            step["rate"]: step["latency"]["p99"]
-            for step in rates["direct"]["steps"]
-            if step["goal_ok"]
-        }
         for gateway in gateways:
-            rates[gateway.label] = bench.rate_ladder(
-                bench.target(gateway), gateway.proc.pid, direct
-            )
+            rates[gateway.label] = bench.rate_ladder(bench.target(gateway), gateway.proc.pid)
             rates[gateway.label].update(gateway=gateway.name, workers=1)
         for gateway in gateways:
             gateway.stop()
@@ -601,9 +601,7 @@ def run(s: Settings, only: list[str], key: str | None) -> dict[str, Any]:
                 if gateway is None:
                     continue
                 gateways.append(gateway)
-                rates[gateway.label] = bench.rate_ladder(
-                    bench.target(gateway), gateway.proc.pid, direct
-                )
+                rates[gateway.label] = bench.rate_ladder(bench.target(gateway), gateway.proc.pid)
                 rates[gateway.label].update(gateway=name, workers=workers)
                 results["gateways"][name][f"idle_rss_{workers}w"] = gateway.rss()[0]
                 gateway.stop()
