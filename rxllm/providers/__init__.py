@@ -92,6 +92,19 @@ _REGISTRY: dict[str, ProviderInfo] = {
             embeddings=True,
         ),
         ProviderInfo(
+            name="openai_responses",
+            module="rxllm.providers.openai_responses",
+            # OpenAI's Responses API, or any Open Responses server at another api_base. No
+            # model patterns (a bare "gpt-5" stays with "openai") and no default model (quick
+            # setups keep one configuration per key): name it, openai_responses/<model>.
+            default_api_base="https://api.openai.com/v1",
+            env_keys=("OPENAI_API_KEY",),
+            env_api_base="OPENAI_BASE_URL",
+            tools=True,
+            vision=True,
+            reasoning=True,
+        ),
+        ProviderInfo(
             name="anthropic",
             module="rxllm.providers.anthropic",
             default_api_base="https://api.anthropic.com",
