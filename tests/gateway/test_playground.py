@@ -134,6 +134,18 @@ def billed(gateway: Gateway) -> dict[str, float]:
     return {model: float(value) for model, value in found}
 
 
+def left_early(gateway: Gateway) -> dict[str, float]:
+    """Chat requests whose client left (status 499) by model name, from ``/metrics``."""
+    _, _, body = get(gateway.url("/metrics"))
+    found = re.findall(
+        r'^rxllm_requests_total\{endpoint="/v1/chat/completions",model="([^"]+)",status="499"\}'
+        r" (\S+)$",
+        body.decode(),
+        re.M,
+    )
+    return {model: float(value) for model, value in found}
+
+
 # --- the page's files -----------------------------------------------------------------------
 
 
@@ -545,6 +557,7 @@ def test_stop_closes_the_upstream_connections(
         return respond(request)
 
     upstream.responder = responder
+    before = left_early(keyed)
     open_page(browser, keyed, MASTER)
     choose(browser, "gpt-4o", "gpt-4o-mini")
     send(browser, "Please answer slowly.")  # "slow": 400 paced chunks, about 40 s
@@ -562,6 +575,9 @@ def test_stop_closes_the_upstream_connections(
     for request, completed, disconnected in seen:
         assert disconnected.wait(WAIT), f"the upstream never saw {request.json()['model']} leave"
         assert not completed.is_set()
+    after = left_early(keyed)  # and the gateway counted both as clients that left
+    for model in ("gpt-4o", "gpt-4o-mini"):
+        assert after.get(model, 0) - before.get(model, 0) == 1, (model, after)
     wait(
         browser,
         "both columns stopped",

@@ -42,6 +42,8 @@
   let run = null;
   /** "provider\nmodel" -> Promise of {price, reason}. */
   const prices = new Map();
+  /** The latest listing of the models asked for (an older answer arriving late is dropped). */
+  let listing = 0;
 
   // --- small helpers --------------------------------------------------------------------
 
@@ -123,22 +125,23 @@
   }
 
   async function loadModels() {
+    const mine = ++listing;
     const chosen = savedChoices();
     ui.modelsNote.textContent = "Loading the models…";
-    let response;
+    let response, body, failure;
     try {
       response = await fetch("v1/models", { headers: headers(), cache: "no-store" });
+      if (response.ok) body = await response.json();
+      else failure = (await errorText(response)) + (response.status === 401 ? " Type the gateway's key above." : "");
     } catch (error) {
-      ui.modelsNote.textContent = `Could not reach the gateway: ${error.message}`;
-      return;
+      failure = `Could not reach the gateway: ${error.message}`;
     }
-    if (!response.ok) {
+    if (mine !== listing) return;
+    if (failure) {
       ui.modelList.replaceChildren();
-      const hint = response.status === 401 ? " Type the gateway's key above." : "";
-      ui.modelsNote.textContent = (await errorText(response)) + hint;
+      ui.modelsNote.textContent = failure;
       return;
     }
-    const body = await response.json();
     const names = (body.data || []).map((model) => model.id);
     ui.modelList.replaceChildren(
       ...names.map((name) => {
