@@ -49,6 +49,7 @@ from ._config import Catalog, GatewayConfig
 from ._errors import GatewayError, WireError, anthropic_error_body, describe, openai_error_body
 from ._keys import KeyLimits, KeyStore, VirtualKey, authenticate, key_routes, unauthenticated
 from ._metrics import CONTENT_TYPE, Metrics, RequestMetrics
+from ._playground import playground_routes
 from ._shared import SharedKeys
 
 __all__ = ["Gateway"]
@@ -153,6 +154,7 @@ class Gateway:
                 web.get("/metrics", self._metrics),
             ]
         )
+        app.add_routes(playground_routes(self.catalog, self._caller))  # the page at /
         if self.keys is not None and self.master_key:
             app.add_routes(key_routes(self.keys, self.master_key, self.shared))
         app.on_cleanup.append(self._close)
