@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import urllib.parse
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from .. import _loop
@@ -226,8 +227,23 @@ class RedisStore:
             self._client_loop = loop
         return self._client
 
+    async def _command(self, command: Callable[[Redis], Awaitable[T]]) -> T:
+        """Run ``command`` with the client (on the background loop). A client that failed is
+        dropped and closed: its pooled connections may be dead (a restarted server), and the
+        next command connects afresh."""
+        client = self._redis()
+        try:
+            return await command(client)
+        except Exception:
+            if self._client is client:
+                self._client = None
+                self._client_loop = None
+            with contextlib.suppress(Exception):
+                await client.aclose()
+            raise
+
     async def _get(self, key: str) -> bytes | None:
-        value: Any = await self._redis().get(key)
+        value: Any = await self._command(lambda client: client.get(key))
         return bytes(value) if value is not None else None
 
     async def get(self, key: str) -> bytes | None:
@@ -244,11 +260,9 @@ class RedisStore:
         return value
 
     async def _put(self, key: str, data: bytes, ttl: float | None) -> None:
+        px = None if ttl is None else max(1, round(ttl * 1000))
         try:
-            if ttl is None:
-                await self._redis().set(key, data)
-            else:
-                await self._redis().set(key, data, px=max(1, round(ttl * 1000)))
+            await self._command(lambda client: client.set(key, data, px=px))
         except Exception as error:
             self._failed(error)
         else:
@@ -276,7 +290,7 @@ class RedisStore:
             self._failed(error)
 
     async def _delete(self, key: str) -> None:
-        await self._redis().delete(key)
+        await self._command(lambda client: client.delete(key))
 
     async def clear(self, prefix: str) -> None:
         try:
@@ -285,7 +299,10 @@ class RedisStore:
             self._failed(error)
 
     async def _clear(self, prefix: str) -> None:
-        client = self._redis()
+        await self._command(lambda client: self._clear_with(client, prefix))
+
+    @staticmethod
+    async def _clear_with(client: Redis, prefix: str) -> None:
         batch: list[Any] = []
         async for key in client.scan_iter(match=_glob_escape(prefix) + "*", count=500):
             batch.append(key)
