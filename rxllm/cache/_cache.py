@@ -129,7 +129,7 @@ class ResponseCache:
         mode: Mode = "default_off",
         pace: Pace = None,
         max_messages: int | None = None,
-        max_chunks: int = 100_000,
+        max_chunks: int = 50_000,
         redis_timeout: float = 1.0,
         redis_retry_after: float = 5.0,
         clock: Callable[[], float] = time.time,
@@ -242,12 +242,12 @@ class ResponseCache:
         self._count("hits" if entry is not None else "misses")
         return entry
 
-    def _keep(self, key: str, entry: CacheEntry | None) -> None:
-        """Store ``entry`` (at once in memory; in the background on Redis)."""
-        if entry is None:
+    def _keep(self, key: str, data: bytes | None, ttl: float | None) -> None:
+        """Store an encoded entry (at once in memory; in the background on Redis)."""
+        if data is None:
             self._count("not_stored")
             return
-        self._store.put(key, encode_entry(entry), entry.ttl)
+        self._store.put(key, data, ttl)
         self._count("stores")
 
     async def put(
@@ -260,7 +260,7 @@ class ResponseCache:
             ttl = self.ttl
         _check_seconds("ttl", ttl, optional=True)
         kept = msgspec.structs.replace(entry, stored_at=self._clock(), ttl=ttl)
-        self._keep(key, kept)
+        self._keep(key, encode_entry(kept), ttl)
         await self._store.drain()
 
     async def delete(self, key: str) -> None:
@@ -549,7 +549,8 @@ class CacheUse:
     def keep_stream(self, recorder: Recorder | None) -> None:
         """Store the answer ``recorder`` recorded, if complete (the stream completed)."""
         if recorder is not None:
-            self.cache._keep(self.key, recorder.entry(self.cache._clock(), self.ttl))
+            ttl = self.ttl
+            self.cache._keep(self.key, recorder.finish(self.cache._clock(), ttl), ttl)
 
     def not_kept(self) -> None:
         self.cache._count("not_stored")
@@ -558,10 +559,12 @@ class CacheUse:
         """Store a non-streamed answer, if complete."""
         if not self.store:
             return
-        entry = None
+        ttl = self.ttl
+        data = None
         if complete(response):
-            entry = CacheEntry(response=response, stored_at=self.cache._clock(), ttl=self.ttl)
-        self.cache._keep(self.key, entry)
+            entry = CacheEntry(response=response, stored_at=self.cache._clock(), ttl=ttl)
+            data = encode_entry(entry)
+        self.cache._keep(self.key, data, ttl)
 
     async def fetch(self, run: Callable[[], Awaitable[ChatResponse]]) -> ChatResponse:
         """A non-streamed request: the hit (a :class:`CachedResponse`), else ``run()``'s

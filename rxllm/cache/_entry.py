@@ -9,9 +9,11 @@ response (:func:`rxllm._assemble.assemble`, as ``collect`` would), and a respons
 a short stream (:func:`chunks_of`: reasoning, then content and whole tool calls, then the finish
 reason, then usage) whose chunks assemble back into it.
 
-Bytes: ``rxc1`` + zlib (level 1) of the msgpack of a :class:`CacheEntry`. The chunks of a stream
-repeat their id, model, fingerprint... in every chunk; zlib takes that out (a 211-chunk
-reasoning stream: 59 KB of msgpack, 1.9 KB stored, about 9 bytes a chunk beyond its text).
+Bytes (:func:`encode_entry`): ``rxc2`` + zlib (level 1) of the msgpack of each chunk, then of
+the rest. The chunks of a stream repeat their id, model, fingerprint... in every chunk; zlib
+takes that out (a 211-chunk reasoning stream: 59 KB of msgpack, under 2 KB stored, about 9 bytes
+a chunk beyond its text). A stream's :class:`Recorder` writes that form as the chunks come, so
+storing a long answer never stops the stream's loop to encode it all at once.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from typing import TYPE_CHECKING, ClassVar
 import msgspec
 
 from .._assemble import assemble
-from .._replay import Replay
 from ..types import (
     ChatChunk,
     ChatResponse,
@@ -46,7 +47,7 @@ __all__ = [
 
 #: The first bytes of every stored entry (a format change gets a new marker: old entries are
 #: then misses, never misread).
-MAGIC = b"rxc1"
+MAGIC = b"rxc2"
 #: The most a stored entry may inflate to (a corrupt or hostile value is a miss, not a bomb).
 MAX_DECODED = 256 * 1024 * 1024
 
@@ -215,57 +216,127 @@ def chunks_of(response: ChatResponse) -> list[ChatChunk]:
 
 class Recorder:
     """What a stream's chunks become in the cache: fed each read's chunks as the stream emits
-    them (on the stream's loop thread), it keeps them compactly (a :class:`rxllm._replay.Replay`,
-    whatever the stream's own ``replay``) with the time of each read. Past ``limit`` chunks it
-    lets go of them: an answer that long is not stored."""
+    them (on the stream's loop thread), it encodes them at once (msgpack, then zlib in blocks of
+    :attr:`BLOCK` bytes), so what it holds is about as small as what will be stored, whatever
+    the stream's own ``replay``, and finishing costs next to nothing. It notes the time of each
+    read and which choices got their finish reason. Past ``limit`` chunks it lets go of
+    everything: an answer that long is not stored."""
 
-    __slots__ = ("_count", "_limit", "_reads", "_replay", "_start", "_times")
+    __slots__ = (
+        "_buffer",
+        "_compressor",
+        "_count",
+        "_finished",
+        "_limit",
+        "_parts",
+        "_reads",
+        "_seen",
+        "_start",
+        "_times",
+    )
+
+    #: Encoded chunks are compressed in blocks of about this many bytes.
+    BLOCK = 65536
 
     def __init__(self, limit: int) -> None:
-        self._replay: Replay | None = Replay()
+        self._buffer: bytearray | None = bytearray()
+        self._compressor = zlib.compressobj(1)
+        self._parts: list[bytes] = []
         self._reads: list[int] = []
         self._times: list[float] = []
         self._start: float | None = None
         self._count = 0
         self._limit = limit
+        self._seen: set[int] = set()
+        self._finished: set[int] = set()
 
     def add(self, chunks: list[ChatChunk]) -> None:
-        replay = self._replay
-        if replay is None or not chunks:
+        buffer = self._buffer
+        if buffer is None or not chunks:
             return
         self._count += len(chunks)
         if self._count > self._limit:
-            self._replay = None  # too long to store: keep nothing more
+            self._buffer = None  # too long to store: keep nothing more
+            self._parts = []
             return
         now = time.monotonic()
         if self._start is None:
             self._start = now
         self._reads.append(len(chunks))
         self._times.append(round(now - self._start, 4))
+        encode_into = _encoder.encode_into
         for chunk in chunks:
-            replay.append(chunk)
+            encode_into(chunk, buffer, -1)
+            for choice in chunk.choices:
+                self._seen.add(choice.index)
+                if choice.finish_reason is not None:
+                    self._finished.add(choice.index)
+        if len(buffer) >= self.BLOCK:
+            self._parts.append(self._compressor.compress(buffer))
+            buffer.clear()
 
-    def entry(self, stored_at: float, ttl: float | None) -> CacheEntry | None:
-        """The entry to store, or None when the answer may not be kept (too long, or not
-        complete: no choice, or a choice without its finish reason)."""
-        replay = self._replay
-        if replay is None or not replay or not complete(replay.assemble()):
+    @property
+    def complete(self) -> bool:
+        """Whether the answer so far may be stored: at least one choice, each with its finish
+        reason, and not too long."""
+        return self._buffer is not None and bool(self._seen) and self._seen <= self._finished
+
+    def finish(self, stored_at: float, ttl: float | None) -> bytes | None:
+        """The stored form of the answer (see :func:`encode_entry`), or None when it may not
+        be kept (:attr:`complete` is false)."""
+        buffer = self._buffer
+        if buffer is None or not self.complete:
             return None
-        return CacheEntry(
-            chunks=replay.chunks(),
-            reads=self._reads,
-            times=self._times,
-            stored_at=stored_at,
-            ttl=ttl,
+        header = _Header(
+            chunks=self._count, reads=self._reads, times=self._times, stored_at=stored_at, ttl=ttl
         )
+        compressor = self._compressor
+        parts = [*self._parts, compressor.compress(buffer), compressor.compress(_tail(header))]
+        self._buffer, self._parts = None, []
+        return MAGIC + b"".join(parts) + compressor.flush()
 
 
-_encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(CacheEntry).decode
+class _Header(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Everything of an entry but its chunks (which come before it, see :func:`encode_entry`)."""
+
+    #: How many chunks there are (None: a non-streamed answer, in ``response``).
+    chunks: int | None = None
+    reads: list[int] | None = None
+    times: list[float] | None = None
+    response: ChatResponse | None = None
+    stored_at: float = 0.0
+    ttl: float | None = None
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decode_header = msgspec.msgpack.Decoder(_Header).decode
+_decode_chunks = msgspec.msgpack.Decoder(list[ChatChunk]).decode
+#: msgpack's array header for up to 2**32 - 1 items (the count follows, 4 bytes big-endian).
+_ARRAY32 = b"\xdd"
+
+
+def _tail(header: _Header) -> bytes:
+    encoded = _encoder.encode(header)
+    return encoded + len(encoded).to_bytes(4, "big")
 
 
 def encode_entry(entry: CacheEntry) -> bytes:
-    return MAGIC + zlib.compress(_encode(entry), 1)
+    """An entry's stored form: ``rxc2`` and a zlib stream (level 1) of the msgpack of each
+    chunk, one after the other, then of the rest of the entry, then that part's length (4
+    bytes): a stream's recorder writes it chunk by chunk as they come."""
+    header = _Header(
+        chunks=None if entry.chunks is None else len(entry.chunks),
+        reads=entry.reads,
+        times=entry.times,
+        response=entry.response,
+        stored_at=entry.stored_at,
+        ttl=entry.ttl,
+    )
+    body = bytearray()
+    for chunk in entry.chunks or ():
+        _encoder.encode_into(chunk, body, -1)
+    body += _tail(header)
+    return MAGIC + zlib.compress(body, 1)
 
 
 def decode_entry(data: bytes) -> CacheEntry | None:
@@ -275,8 +346,25 @@ def decode_entry(data: bytes) -> CacheEntry | None:
     try:
         inflate = zlib.decompressobj()
         raw = inflate.decompress(memoryview(data)[len(MAGIC) :], MAX_DECODED)
-        if inflate.unconsumed_tail or not inflate.eof:
+        if inflate.unconsumed_tail or not inflate.eof or len(raw) < 4:
             return None
-        return _decode(raw)
-    except (zlib.error, msgspec.DecodeError, RecursionError, ValueError, TypeError):
+        size = int.from_bytes(raw[-4:], "big")
+        end = len(raw) - 4 - size
+        if end < 0:
+            return None
+        header = _decode_header(memoryview(raw)[end:-4])
+        chunks = None
+        if header.chunks is not None:
+            chunks = _decode_chunks(_ARRAY32 + header.chunks.to_bytes(4, "big") + raw[:end])
+            if len(chunks) != header.chunks:
+                return None
+        return CacheEntry(
+            chunks=chunks,
+            reads=header.reads,
+            times=header.times,
+            response=header.response,
+            stored_at=header.stored_at,
+            ttl=header.ttl,
+        )
+    except (zlib.error, msgspec.DecodeError, RecursionError, ValueError, TypeError, OverflowError):
         return None
