@@ -895,3 +895,26 @@ def test_an_entry_put_by_hand_answers_requests(server: ReplayServer, openai_base
     assert run_sync(cache.get(key)) is None
     run_sync(cache.clear())
     assert len(server.requests) == 1
+
+
+def test_the_readme_section_runs(
+    server: ReplayServer,
+    openai_base: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The README's "Response cache" section, run as written against the loopback server."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("\n## Response cache\n", 1)[1].split("\n## ", 1)[0]
+    (code,) = [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+    answer_both(server)
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_base)
+    exec(compile(code, "README.md", "exec"), {})
+    text = assemble(chunks(ask(ResponseCache(), openai_base, stream=True))).text
+    lines = capsys.readouterr().out.splitlines()
+    usage = msgspec.json.decode(fixture_bytes(TRANSCRIPT).split(b"data: ")[-2]).get("usage")
+    assert lines == [text, "True True", f"True {usage['total_tokens']}", "True"]
+    assert len(server.requests) == 3  # the stream, the router's first request, and ours above
