@@ -29,10 +29,11 @@ from rxllm.cache import (
     is_cache_hit,
     parse_cache_control,
 )
+from rxllm.cache._entry import Recorder as EntryRecorder
 from rxllm.cache._entry import decode_entry, encode_entry
 from rxllm.router import Router
 from rxllm.streaming import collect, collect_sync
-from rxllm.types import Message
+from rxllm.types import Delta, Message, StreamChoice
 
 from .conftest import API_KEY, fixture_bytes
 from .redis_server import RedisServer
@@ -219,6 +220,40 @@ def test_a_plain_answer_answers_a_stream(server: ReplayServer, recorded: str) ->
     assert replayed == chunks_of(plain)
     assert replayed[-1].usage == plain.usage and plain.usage is not None
     assert [c.choices[0].finish_reason for c in replayed if c.choices][-1] == plain.finish_reason
+
+
+def test_the_recorder_keeps_only_complete_answers() -> None:
+    def chunk(index: int, text: str | None = None, finish: str | None = None) -> rxllm.ChatChunk:
+        return rxllm.ChatChunk(
+            id="c",
+            model="m",
+            provider="openai",
+            choices=[StreamChoice(index=index, delta=Delta(content=text), finish_reason=finish)],
+        )
+
+    two_choices = [chunk(0, "a"), chunk(1, "b"), chunk(0, finish="stop")]
+    recorder = EntryRecorder(limit=100)
+    recorder.add(two_choices[:2])
+    recorder.add(two_choices[2:])
+    assert not recorder.complete and recorder.finish(0.0, None) is None  # choice 1 unfinished
+    recorder = EntryRecorder(limit=100)
+    recorder.add(two_choices)
+    recorder.add([chunk(1, finish="length")])
+    data = recorder.finish(5.0, 60.0)
+    assert data is not None
+    entry = decode_entry(data)
+    assert entry is not None and entry.chunks == [*two_choices, chunk(1, finish="length")]
+    assert (entry.reads, entry.stored_at, entry.ttl) == ([3, 1], 5.0, 60.0)
+    assert [len(b) for _, b in entry.batches(None)] == [3, 1]
+    assert [len(b) for _, b in entry.batches(0.5)] == [1, 1, 1, 1]
+    assert entry.assembled().choices[1].finish_reason == "length"
+    too_long = EntryRecorder(limit=3)
+    too_long.add(two_choices)
+    too_long.add([chunk(1, finish="stop")])
+    assert too_long.finish(0.0, None) is None
+    assert decode_entry(encode_entry(CacheEntry(response=entry.assembled()))) == CacheEntry(
+        response=entry.assembled()
+    )
 
 
 def test_entries_are_compact_and_decode_to_equal_chunks(server: ReplayServer) -> None:
@@ -694,7 +729,10 @@ def test_asking_for_the_cache_of_a_router_without_one_is_an_error(server: Replay
 def test_two_caches_share_answers_through_redis(
     server: ReplayServer, redis_server: RedisServer
 ) -> None:
-    server.queue(stream_reply(STREAMS["anthropic-thinking"][2], piece=300))
+    server.queue(
+        stream_reply(STREAMS["anthropic-thinking"][2], piece=300),
+        json_reply("anthropic/response_text.json"),
+    )
     one = ResponseCache(redis_url=redis_server.url, ttl=120)
     two = ResponseCache(redis_url=redis_server.url, ttl=120)
     try:
@@ -713,6 +751,14 @@ def test_two_caches_share_answers_through_redis(
         client = redis.Redis.from_url(redis_server.url)
         try:
             assert 0 < client.pttl(computed.cache_key) <= 120_000
+            client.set("someone-else:key", b"kept")
+            # Another namespace sees nothing; clear() empties this namespace only.
+            other = ResponseCache(redis_url=redis_server.url, namespace="other")
+            assert not is_cache_hit(ask_case(other, server, "anthropic-thinking"))
+            other.close()
+            run_sync(one.clear())
+            assert run_sync(two.get(computed.cache_key)) is None
+            assert client.get("someone-else:key") == b"kept"
         finally:
             client.close()
     finally:
