@@ -138,7 +138,7 @@ def check_redis_url(url: str) -> str:
         import redis.asyncio  # noqa: F401
     except ImportError:
         raise ConfigurationError(
-            "a Redis cache needs redis-py: pip install 'rxllm[redis]'"
+            "a Redis cache needs redis-py: pip install -e '.[redis]' in the clone"
         ) from None
     return url
 
