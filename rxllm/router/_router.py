@@ -17,8 +17,10 @@ import msgspec
 from .. import providers
 from .._api import DEFAULT_TIMEOUT, MessageLike, _messages
 from .._loop import run_sync
+from ..cache import CacheRequest, CacheUse, ResponseCache, parse_cache_control
 from ..errors import ConfigurationError
 from ..types import ChatResponse
+from ._cached import CachingRouterStream
 from ._config import Deployment, Route, RouteConfig, describe, make_config, make_deployment
 from ._execution import Attempt, Execution, FetchSender, Group, Plan, Policy
 from ._stream import RouterStream
@@ -100,6 +102,11 @@ class Router:
     The timing and health settings are :class:`Settings`'s fields; among them ``max_cooldown``
     (default 300 s) is the longest a provider's ``Retry-After`` keeps a deployment out, so one
     absurd header (``1e9``, ``inf``, an epoch timestamp) cannot disable it for decades.
+
+    ``cache`` is the response cache requests may use (:class:`rxllm.cache.ResponseCache`;
+    ``True``: one in memory; also settable later as ``router.cache``): a configuration
+    registered with ``cache=True``, or a request made with ``cache=True`` (or LiteLLM's
+    controls), is answered from it when it can; a hit runs no attempt at all.
     """
 
     def __init__(
@@ -119,6 +126,7 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rng: random.Random | None = None,
+        cache: ResponseCache | bool | None = None,
     ) -> None:
         settings = Settings(
             num_retries=num_retries,
@@ -145,6 +153,14 @@ class Router:
             notify=self._notify,
         )
         self._lock = self._policy.lock
+        if cache is True:
+            cache = ResponseCache()
+        if cache is not None and cache is not False and not isinstance(cache, ResponseCache):
+            raise ConfigurationError(
+                f"cache must be a rxllm.cache.ResponseCache or True, not {type(cache).__name__}"
+            )
+        #: The response cache requests may use (None: no cache).
+        self.cache: ResponseCache | None = cache or None
 
     def __repr__(self) -> str:
         return f"Router(configs={self.list_configs()!r})"
@@ -186,6 +202,7 @@ class Router:
         fallbacks: Sequence[str] | None = None,
         context_window_fallbacks: Sequence[str] | None = None,
         timeout: float | None = None,
+        cache: bool | None = None,
         **config: Any,
     ) -> str:
         """Name a configuration; returns the name. Registering a name again replaces it.
@@ -208,7 +225,9 @@ class Router:
         (``temperature=0.2``...). ``num_retries`` and ``timeout`` default to the router's.
         ``fallbacks`` name other configurations to try in order when this one fails;
         ``context_window_fallbacks`` those to try when the prompt is too long for it. They
-        may be registered later; they must exist when a request is made.
+        may be registered later; they must exist when a request is made. ``cache=True``
+        makes its requests use the router's response cache (``False``: never; None: as the
+        cache's ``mode`` says); a request's own ``cache=`` wins.
         """
         entry = make_config(
             name,
@@ -223,6 +242,7 @@ class Router:
                 "timeout": timeout,
                 "fallbacks": fallbacks,
                 "context_window_fallbacks": context_window_fallbacks,
+                "cache": cache,
             },
             settings=config,
         )
@@ -433,6 +453,7 @@ class Router:
         stream: Literal[True],
         metadata: Mapping[str, Any] | None = ...,
         replay: bool = ...,
+        cache: CacheRequest = ...,
         **params: Any,
     ) -> RouterStream: ...
 
@@ -445,6 +466,7 @@ class Router:
         stream: Literal[False] = ...,
         metadata: Mapping[str, Any] | None = ...,
         replay: bool = ...,
+        cache: CacheRequest = ...,
         **params: Any,
     ) -> ChatResponse: ...
 
@@ -456,18 +478,30 @@ class Router:
         stream: bool = False,
         metadata: Mapping[str, Any] | None = None,
         replay: bool = True,
+        cache: CacheRequest = None,
         **params: Any,
     ) -> RouterStream | ChatResponse:
         """``rxllm.completion`` through the configuration ``name``: a ``ChatResponse``
         (blocking), or with ``stream=True`` a hot stream (a ``ChatStream``) returned at once.
         ``metadata`` reaches route functions, not the provider; other keyword arguments are
         request parameters. ``replay=False`` as for ``rxllm.completion`` (a stream read by one
-        consumer from its start keeps no chunks)."""
+        consumer from its start keeps no chunks).
+
+        ``cache`` (with a router cache): ``True`` / ``False``, or LiteLLM's controls
+        (``{"no-cache": True, "no-store": True, "ttl": 60, "s-maxage": 600, "use-cache":
+        True}``, see ``rxllm.cache.parse_cache_control``); None leaves it to the configuration
+        and the cache's ``mode``. A hit is a ``CachedResponse``, or a stream whose
+        ``cache_hit`` is True; a stream looks the request up at its first subscription."""
         execution = self._execution(name, messages, stream, metadata, params)
         first = execution.first()
+        use = self._cache_use(name, messages, params, cache)
         if stream:
-            return RouterStream(execution, first, replay=replay)
-        return run_sync(execution.run(FetchSender()))
+            if use is None:
+                return RouterStream(execution, first, replay=replay)
+            return CachingRouterStream(execution, first, use=use, replay=replay)
+        if use is None:
+            return run_sync(execution.run(FetchSender()))
+        return run_sync(use.fetch(lambda: execution.run(FetchSender())))
 
     @overload
     async def acompletion(
@@ -478,6 +512,7 @@ class Router:
         stream: Literal[True],
         metadata: Mapping[str, Any] | None = ...,
         replay: bool = ...,
+        cache: CacheRequest = ...,
         **params: Any,
     ) -> RouterStream: ...
 
@@ -490,6 +525,7 @@ class Router:
         stream: Literal[False] = ...,
         metadata: Mapping[str, Any] | None = ...,
         replay: bool = ...,
+        cache: CacheRequest = ...,
         **params: Any,
     ) -> ChatResponse: ...
 
@@ -501,16 +537,54 @@ class Router:
         stream: bool = False,
         metadata: Mapping[str, Any] | None = None,
         replay: bool = True,
+        cache: CacheRequest = None,
         **params: Any,
     ) -> RouterStream | ChatResponse:
-        """:meth:`completion` for asyncio (the stream is bound to the running loop)."""
+        """:meth:`completion` for asyncio (the stream is bound to the running loop). With the
+        cache, a stream is looked up before it is returned: its ``cache_hit`` is known at
+        once (a gateway can say so in its response headers)."""
         execution = self._execution(name, messages, stream, metadata, params)
         first = execution.first()
+        use = self._cache_use(name, messages, params, cache)
         if stream:
-            routed = RouterStream(execution, first, replay=replay)
+            if use is None:
+                routed = RouterStream(execution, first, replay=replay)
+            else:
+                entry = await use.find()
+                routed = CachingRouterStream(
+                    execution, first, use=use, entry=entry, looked_up=True, replay=replay
+                )
             routed.bind()
             return routed
-        return await execution.run(FetchSender())
+        if use is None:
+            return await execution.run(FetchSender())
+        return await use.fetch(lambda: execution.run(FetchSender()))
+
+    def _cache_use(
+        self,
+        name: str,
+        messages: Sequence[MessageLike] | None,
+        params: Mapping[str, Any],
+        cache: CacheRequest,
+    ) -> CacheUse | None:
+        """How a request (already checked) uses the router's cache; None: it does not. Asking
+        for the cache (the request or its configuration) on a router without one is an error,
+        never a quiet miss; LiteLLM's dict of controls alone is ignored then."""
+        control = parse_cache_control(cache)
+        if control.use is False:
+            return None
+        wanted = self._config(name).cache
+        store = self.cache
+        if store is None:
+            if control.use or wanted:
+                who = "the request" if control.use else f"configuration {name!r}"
+                raise ConfigurationError(
+                    f"{who} asks for the response cache but this router has none: "
+                    "Router(cache=rxllm.cache.ResponseCache(...)) or router.cache = ..."
+                )
+            return None
+        assert messages is not None  # checked by _execution
+        return store.use("router", name, messages, params, control, default=wanted)
 
     def chat(
         self, name: str, question: str, *, system_prompt: str | None = None, **params: Any
