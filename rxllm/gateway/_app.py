@@ -39,6 +39,7 @@ from reactivex import Observable
 from .. import providers
 from .._api import aembedding
 from .._flow import TIMED_OUT, StreamIterator
+from ..cache import CACHE_HEADER, is_cache_hit
 from ..errors import ConfigurationError
 from ..pricing import calculate_cost
 from ..streaming import SSE_HEADERS
@@ -258,8 +259,8 @@ class Gateway:
         usage: Usage | None,
     ) -> None:
         """Price a request's usage; add it to its key's spend and to the metrics."""
-        if usage is None:
-            return
+        if usage is None or request.get("cache_hit"):
+            return  # a cache hit costs nothing
         cost = _cost(provider, model, usage)
         request["metrics"].usage(usage.prompt_tokens, usage.completion_tokens, cost)
         key = caller.key
@@ -309,12 +310,12 @@ class Gateway:
         name = self._resolve(request, chat.model)
         await self._admit(request, caller, chat.model)
         router = self.catalog.router
+        params = self._cache_param(chat.params, chat_completions=True)
         if not chat.stream:
-            response = await router.acompletion(name, chat.messages, **chat.params)
+            response = await router.acompletion(name, chat.messages, **params)
             return self._answered(request, caller, response, _openai.render_chat(response))
-        stream = await router.acompletion(
-            name, chat.messages, stream=True, replay=False, **chat.params
-        )
+        stream = await router.acompletion(name, chat.messages, stream=True, replay=False, **params)
+        self._cached(request, stream)
         frames = _openai.OpenAIFrames(include_usage=chat.include_usage)
         return await self._relay(request, caller, stream, frames, chat.messages)
 
@@ -326,7 +327,7 @@ class Gateway:
         await self._admit(request, caller, call.model)
         router = self.catalog.router
         message_id = "msg_" + secrets.token_hex(12)
-        params = self._thinking_as_taken(name, call.params)
+        params = self._cache_param(self._thinking_as_taken(name, call.params), messages=True)
         if not call.stream:
             response = await router.acompletion(name, call.messages, **params)
             body = _anthropic.render_message(response, model=call.model, message_id=message_id)
@@ -334,6 +335,29 @@ class Gateway:
         stream = await router.acompletion(name, call.messages, stream=True, replay=False, **params)
         frames = _anthropic.AnthropicStream(model=call.model, message_id=message_id)
         return await self._relay(request, caller, stream, frames, call.messages)
+
+    def _cache_param(
+        self, params: dict[str, Any], *, chat_completions: bool = False, messages: bool = False
+    ) -> dict[str, Any]:
+        """The request's ``cache`` control as the router takes it: dropped when no cache is
+        configured (LiteLLM ignores it then), off for an endpoint the cache does not cover."""
+        settings = self.config.cache
+        if settings is None:
+            return (
+                {k: v for k, v in params.items() if k != "cache"} if "cache" in params else params
+            )
+        covered = (chat_completions and settings.chat_completions) or (
+            messages and settings.messages
+        )
+        return params if covered else {**params, "cache": False}
+
+    def _cached(self, request: web.Request, answer: object) -> None:
+        """Note whether the cache answered (header, metric; a hit costs nothing)."""
+        if self.config.cache is None:
+            return
+        hit = is_cache_hit(answer)
+        request["cache_hit"] = hit
+        self.metrics.cache.labels("hit" if hit else "miss").inc()
 
     def _thinking_as_taken(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """Anthropic's ``thinking`` as the configured deployments take it: as it is where
@@ -354,6 +378,7 @@ class Gateway:
     def _answered(
         self, request: web.Request, caller: Caller, response: ChatResponse, body: bytes
     ) -> web.Response:
+        self._cached(request, response)
         measured: RequestMetrics = request["metrics"]
         self._account(request, caller, response.provider, response.model, response.usage)
         measured.finished(200, _since(request))
@@ -574,8 +599,13 @@ def _since(request: web.Request) -> float:
 
 
 def _ids(request: web.Request) -> dict[str, str]:
+    """The response's own headers: its request id, and whether the cache answered."""
     request_id = request["request_id"]
-    return {"x-request-id": request_id, "request-id": request_id}
+    headers = {"x-request-id": request_id, "request-id": request_id}
+    hit = request.get("cache_hit")
+    if hit is not None:
+        headers[CACHE_HEADER] = "hit" if hit else "miss"
+    return headers
 
 
 def _endpoint(request: web.Request) -> str:

@@ -82,6 +82,12 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
+        self.cache = Counter(
+            "rxllm_cache_requests",
+            "Requests that could use the response cache, by result (hit, miss).",
+            ["result"],
+            registry=registry,
+        )
         self.redis_up = Gauge(
             "rxllm_redis_up",
             "1 while the shared state on Redis answers, 0 while this instance goes on alone.",
