@@ -128,11 +128,28 @@ _encode = msgspec.json.Encoder().encode
 # --- wire structs ------------------------------------------------------------------------------
 
 
+class _CacheCreation(msgspec.Struct, gc=False):
+    ephemeral_5m_input_tokens: int = 0
+    ephemeral_1h_input_tokens: int = 0
+
+
+class _Iteration(msgspec.Struct, gc=False):
+    """One sampling step of a request (a server-side compaction, then the message)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation: _CacheCreation | None = None
+
+
 class _Usage(msgspec.Struct, gc=False):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
+    cache_creation: _CacheCreation | None = None
+    iterations: list[_Iteration] | None = None
 
 
 class _Block(msgspec.Struct, gc=False):
@@ -238,26 +255,54 @@ def error_from_body(
 
 
 def _usage(usage: _Usage | None, start: _Usage | None = None) -> Usage:
-    """Anthropic usage -> OpenAI's: cache reads and writes count as prompt tokens.
+    """Anthropic usage -> OpenAI's: cache reads and writes count as prompt tokens too, and stay
+    apart in the details (``cached_tokens``, ``cache_creation_tokens``).
 
     In a stream ``message_delta`` carries the final counts, but older API versions send only
-    ``output_tokens`` there: the rest then comes from ``message_start``."""
+    ``output_tokens`` there: the rest then comes from ``message_start`` (each count is taken
+    from one event, never added up across them). When server-side compaction ran, the
+    top-level counts are those of the final step only: the call's usage is then the sum of its
+    ``iterations``, as Anthropic bills it."""
+    iterations = usage.iterations if usage is not None else None
+    if iterations:
+        fresh = sum(step.input_tokens for step in iterations)
+        completion = sum(step.output_tokens for step in iterations)
+        written = sum(step.cache_creation_input_tokens for step in iterations)
+        cache_read = sum(step.cache_read_input_tokens for step in iterations)
+        written_1h = sum(
+            step.cache_creation.ephemeral_1h_input_tokens
+            for step in iterations
+            if step.cache_creation is not None
+        )
+    else:
 
-    def pick(name: str) -> int:
-        for source in (usage, start):
-            value = getattr(source, name, None) if source is not None else None
-            if value is not None:
-                return int(value)
-        return 0
+        def pick(name: str) -> int:
+            for source in (usage, start):
+                value = getattr(source, name, None) if source is not None else None
+                if value is not None:
+                    return int(value)
+            return 0
 
-    cache_read = pick("cache_read_input_tokens")
-    prompt = pick("input_tokens") + pick("cache_creation_input_tokens") + cache_read
-    completion = pick("output_tokens")
+        fresh, completion = pick("input_tokens"), pick("output_tokens")
+        written, cache_read = pick("cache_creation_input_tokens"), pick("cache_read_input_tokens")
+        split = next(
+            (s.cache_creation for s in (usage, start) if s is not None and s.cache_creation),
+            None,
+        )
+        written_1h = split.ephemeral_1h_input_tokens if split is not None else 0
+    prompt = fresh + written + cache_read
+    details = None
+    if cache_read or written:
+        details = PromptTokensDetails(
+            cached_tokens=cache_read or None,
+            cache_creation_tokens=written or None,
+            cache_creation_1h_tokens=min(written_1h, written) or None,
+        )
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=cache_read) if cache_read else None,
+        prompt_tokens_details=details,
     )
 
 
