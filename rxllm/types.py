@@ -60,10 +60,15 @@ class ImageURL(_Omit):
 
 class TextPart(_Omit, tag="text", tag_field="type"):
     text: str
+    #: A prompt-caching breakpoint (``{"type": "ephemeral"}``, optionally ``"ttl": "1h"``),
+    #: as Anthropic and LiteLLM write it: the Anthropic provider sends it on this block;
+    #: providers without it leave it out.
+    cache_control: dict[str, Any] | None = None
 
 
 class ImagePart(_Omit, tag="image_url", tag_field="type"):
     image_url: ImageURL
+    cache_control: dict[str, Any] | None = None
 
 
 ContentPart = TextPart | ImagePart
@@ -129,6 +134,9 @@ class Message(_Omit):
     #: Opaque provider data that must round-trip with this message (e.g. a signed thinking
     #: block); rxllm's provider modules read it back when the message is sent again.
     provider_fields: dict[str, Any] | None = None
+    #: A prompt-caching breakpoint on the whole message (LiteLLM's form): the Anthropic
+    #: provider puts it on the message's last block; providers without it leave it out.
+    cache_control: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:

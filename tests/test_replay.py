@@ -79,6 +79,7 @@ TRANSCRIPTS: dict[str, tuple[str, str, Callable[[], bytes], dict[str, Any]]] = {
     "gemini/stream_function_call_thought_signature": ("gemini", "gemini-2.5-flash", lambda: fixture_bytes("gemini/stream_function_call_thought_signature.sse"), {}),
     "gemini/stream_thinking_thought_signature": ("gemini", "gemini-2.5-pro", lambda: fixture_bytes("gemini/stream_thinking_thought_signature.sse"), {}),
     "gemini/stream_text_thought_signature_empty_part": ("gemini", "gemini-3-pro-preview", lambda: framed("gemini/stream_text_thought_signature_empty_part.chunks.txt"), {}),
+    "gemini/stream_after_function_response": ("gemini", "gemini-3-pro-preview", lambda: fixture_bytes("gemini/stream_after_function_response.sse"), {}),
     "gemini/stream_midstream_error": ("gemini", "gemini-2.0-flash", lambda: fixture_bytes("gemini/stream_midstream_error.txt"), {}),
     "ollama/stream_chat": ("ollama", "gemma3:1b", lambda: fixture_bytes("ollama/stream_chat.ndjson"), {}),
     "ollama/stream_midstream_error": ("ollama", "gemma3:1b", lambda: fixture_bytes("ollama/stream_midstream_error.ndjson"), {}),
