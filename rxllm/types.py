@@ -179,8 +179,8 @@ class CompletionTokensDetails(_Omit):
     ``completion_tokens`` (OpenAI's fields)."""
 
     #: Thinking tokens (OpenAI ``reasoning_tokens``, Gemini ``thoughtsTokenCount``, DeepSeek
-    #: ``reasoning_tokens``). Anthropic does not report them apart: its thinking is inside
-    #: ``completion_tokens`` only.
+    #: ``reasoning_tokens``, Anthropic ``output_tokens_details.thinking_tokens`` where its API
+    #: reports it; older Anthropic answers count thinking inside ``completion_tokens`` only).
     reasoning_tokens: int | None = None
     audio_tokens: int | None = None
     accepted_prediction_tokens: int | None = None

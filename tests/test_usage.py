@@ -232,6 +232,50 @@ def test_anthropic_non_streamed_cache_write_with_its_one_hour_part(server: Repla
     assert cost_of("anthropic", response.model, usage) == pytest.approx(0.000985)
 
 
+def test_anthropic_thinking_tokens_are_the_reasoning_count(server: ReplayServer) -> None:
+    # Recent Anthropic streams report thinking apart in message_delta's usage, as in
+    # pydantic-ai's recording test_pause_turn_web_search_streaming_vcr.yaml (claude-sonnet-4-5:
+    # "output_tokens": 943, "output_tokens_details": {"thinking_tokens": 261}); those counts,
+    # in a stream written here around them:
+    events = [
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_1",
+                "model": "claude-sonnet-4-5-20250929",
+                "content": [],
+                "usage": {"input_tokens": 2479, "output_tokens": 6},
+            },
+        },
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {
+                "input_tokens": 2479,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+                "output_tokens": 943,
+                "output_tokens_details": {"thinking_tokens": 261},
+            },
+        },
+        {"type": "message_stop"},
+    ]
+    body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    response = streamed(server, "anthropic", "claude-sonnet-4-5", body)
+    usage = usage_of(response)
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.reasoning_tokens) == (
+        2479,
+        943,
+        261,
+    )
+    # claude-sonnet-4-5 $3 / $15, thinking billed as output:
+    #   2479 x 3 = 7437;  682 x 15 = 10230;  261 x 15 = 3915  ->  21582 millionths
+    assert parts(cost_breakdown("anthropic", response.model, usage)) == pytest.approx(
+        (7437e-6, 0.0, 0.0, 10230e-6, 3915e-6)
+    )
+    assert cost_of("anthropic", response.model, usage) == pytest.approx(0.021582)
+
+
 # --- Gemini ------------------------------------------------------------------------------------
 
 

@@ -4,7 +4,14 @@ Requests: system messages are lifted into ``system``; ``max_tokens`` (required b
 defaults to :data:`DEFAULT_MAX_TOKENS`; OpenAI-style ``tools``/``tool_choice``, assistant
 ``tool_calls`` and ``role: tool`` results become ``tool_use``/``tool_result`` blocks;
 ``reasoning_effort`` becomes a ``thinking`` budget. Signed thinking blocks of an earlier answer
-travel back in the assistant message's ``provider_fields["thinking_blocks"]``.
+travel back in the assistant message's ``provider_fields["thinking_blocks"]``; an answer with
+blocks rxllm has no field for (server tools and their results, compaction, cited text) travels
+back whole, in order, from ``provider_fields["content_blocks"]``; citations are also listed in
+``provider_fields["citations"]``. ``cache_control`` on a content part, a message (its last
+block) or a tool is sent where Anthropic reads a prompt-caching breakpoint.
+
+Usage: ``prompt_tokens`` is ``input_tokens`` + cache writes + cache reads, the writes and reads
+kept apart in ``prompt_tokens_details`` (see :class:`rxllm.types.Usage`).
 
 Streams are typed SSE events (``message_start``, ``content_block_start/delta/stop``,
 ``message_delta``, ``message_stop``, ``ping``, ``error``), each decoded by msgspec into one
