@@ -12,8 +12,10 @@ Anthropic's typed SSE events (``message_start``, ``content_block_start/delta/sto
 ``message`` body. Anthropic's own stop reason is kept when the upstream gave one.
 
 Usage: rxllm's ``prompt_tokens`` counts cache reads and writes; Anthropic's ``input_tokens``
-does not. Cache reads (``cached_tokens``) are taken back out; cache writes have no field in
-rxllm's ``Usage``, so they stay in ``input_tokens`` (``cache_creation_input_tokens`` is 0).
+does not. Both are taken back out: cache reads (``cached_tokens``) become
+``cache_read_input_tokens``, cache writes (``cache_creation_tokens``) become
+``cache_creation_input_tokens``, with their 5-minute / 1-hour split in ``cache_creation`` when
+the upstream told it.
 """
 
 from __future__ import annotations
@@ -510,11 +512,17 @@ class _OutputTokensDetails(_Wire):
     thinking_tokens: int
 
 
+class _CacheCreationOut(_Wire):
+    ephemeral_5m_input_tokens: int
+    ephemeral_1h_input_tokens: int
+
+
 class _UsageOut(_Wire, omit_defaults=True):
     input_tokens: int
     output_tokens: int
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
+    cache_creation: _CacheCreationOut | None = None
     output_tokens_details: _OutputTokensDetails | None = None
 
 
@@ -565,7 +573,8 @@ def _stop_reason(finish: str | None, native: str | None, used_tools: bool) -> st
 
 
 def _usage_out(usage: Usage | None) -> _UsageOut:
-    """rxllm's usage -> Anthropic's: cache reads leave ``input_tokens`` for their own field."""
+    """rxllm's usage -> Anthropic's: cache reads and cache writes leave ``input_tokens`` for
+    fields of their own (``input_tokens`` is the uncached rest, as Anthropic counts it)."""
     if usage is None:
         return _UsageOut(
             input_tokens=0,
@@ -573,15 +582,21 @@ def _usage_out(usage: Usage | None) -> _UsageOut:
             cache_creation_input_tokens=0,
             cache_read_input_tokens=0,
         )
+    cached, written = usage.cache_read_tokens, usage.cache_write_tokens
     prompt = usage.prompt_tokens_details
-    cached = (prompt.cached_tokens or 0) if prompt is not None else 0
+    split = None
+    if written:
+        reported_1h = (prompt.cache_creation_1h_tokens or 0) if prompt is not None else 0
+        written_1h = min(reported_1h, written)
+        split = _CacheCreationOut(written - written_1h, written_1h)
     completion = usage.completion_tokens_details
     reasoning = completion.reasoning_tokens if completion is not None else None
     return _UsageOut(
-        input_tokens=max(usage.prompt_tokens - cached, 0),
+        input_tokens=usage.uncached_prompt_tokens,
         output_tokens=usage.completion_tokens,
-        cache_creation_input_tokens=0,
+        cache_creation_input_tokens=written,
         cache_read_input_tokens=cached,
+        cache_creation=split,
         output_tokens_details=None if reasoning is None else _OutputTokensDetails(reasoning),
     )
 

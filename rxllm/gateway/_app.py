@@ -41,7 +41,7 @@ from .._api import aembedding
 from .._flow import TIMED_OUT, StreamIterator
 from ..cache import CACHE_HEADER, is_cache_hit
 from ..errors import ConfigurationError
-from ..pricing import calculate_cost
+from ..pricing import cost_of
 from ..streaming import SSE_HEADERS
 from ..tokens import estimate_request_tokens
 from ..types import ChatChunk, ChatResponse, Usage
@@ -536,13 +536,11 @@ class Gateway:
 
 
 def _cost(provider: str, model: str, usage: Usage) -> float | None:
-    """The price table's cost of ``usage``; a provider that serves others' models (an
+    """The price table's cost of ``usage``, each part at its own rate (cache reads, cache
+    writes, thinking: :func:`rxllm.pricing.cost_of`); a provider that serves others' models (an
     OpenAI-compatible server answering for ``gpt-4o``) is priced as the model's own."""
-    details = usage.prompt_tokens_details
-    cached = (details.cached_tokens or 0) if details is not None else 0
-    prompt, completion = usage.prompt_tokens, usage.completion_tokens
     for name in (provider, *_served_for(provider)):
-        cost = calculate_cost(name, model, prompt, completion, cached_tokens=cached)
+        cost = cost_of(name, model, usage)
         if cost is not None:
             return cost
     return None

@@ -192,6 +192,8 @@ STREAMS: dict[str, bytes] = {
     "text": fixture_bytes("anthropic/stream_text.sse"),
     "tool_use": fixture_bytes("anthropic/stream_tool_use.sse"),
     "thinking": fixture_bytes("anthropic/stream_thinking.sse"),
+    "cache_creation": fixture_bytes("anthropic/stream_cache_creation.sse"),
+    "cache_read": fixture_bytes("anthropic/stream_cache_read.sse"),
     "hand_redacted_thinking": hand_written(NO_CACHE, "end_turn", *REDACTED),
     "hand_refusal": hand_written(NO_CACHE, "refusal"),
     "hand_cache_read": hand_written(CACHE, "max_tokens", {"type": "text", "text": "Here"}),
@@ -213,9 +215,10 @@ def test_anthropic_transcript_survives_the_round_trip(name: str) -> None:
     theirs = original.usage
     assert ours.usage.output_tokens == theirs.output_tokens
     assert ours.usage.cache_read_input_tokens == (theirs.cache_read_input_tokens or 0)
-    # rxllm's Usage has no cache-write field: writes stay in input_tokens.
+    # Cache writes and reads each keep a field of their own, as Anthropic reports them.
+    assert ours.usage.input_tokens == theirs.input_tokens
     written = theirs.cache_creation_input_tokens or 0
-    assert ours.usage.input_tokens == theirs.input_tokens + written
+    assert ours.usage.cache_creation_input_tokens == written
     assert stream.usage is not None and stream.usage.completion_tokens == theirs.output_tokens
 
 
