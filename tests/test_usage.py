@@ -18,7 +18,7 @@ import pytest
 import rxllm
 from rxllm import pricing
 from rxllm.gateway._anthropic import _usage_out
-from rxllm.gateway._app import _cost
+from rxllm.gateway._prices import cost as _cost
 from rxllm.ops import metrics
 from rxllm.pricing import CostBreakdown, cost_breakdown, cost_of
 from rxllm.streaming import collect_sync

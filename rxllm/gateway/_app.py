@@ -40,12 +40,10 @@ from .. import providers
 from .._api import aembedding
 from .._flow import TIMED_OUT, StreamIterator
 from ..cache import CACHE_HEADER, is_cache_hit
-from ..errors import ConfigurationError
-from ..pricing import cost_of
 from ..streaming import SSE_HEADERS
 from ..tokens import estimate_request_tokens
 from ..types import ChatChunk, ChatResponse, Usage
-from . import _anthropic, _openai
+from . import _anthropic, _openai, _prices
 from ._config import Catalog, GatewayConfig
 from ._errors import GatewayError, WireError, anthropic_error_body, describe, openai_error_body
 from ._keys import KeyLimits, KeyStore, VirtualKey, authenticate, key_routes, unauthenticated
@@ -261,7 +259,7 @@ class Gateway:
         """Price a request's usage; add it to its key's spend and to the metrics."""
         if usage is None or request.get("cache_hit"):
             return  # a cache hit costs nothing
-        cost = _cost(provider, model, usage)
+        cost = _prices.cost(provider, model, usage)
         request["metrics"].usage(usage.prompt_tokens, usage.completion_tokens, cost)
         key = caller.key
         if key is None:
@@ -533,24 +531,6 @@ class Gateway:
     async def _metrics(self, _: web.Request) -> web.StreamResponse:
         body = self.metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
-
-
-def _cost(provider: str, model: str, usage: Usage) -> float | None:
-    """The price table's cost of ``usage``, each part at its own rate (cache reads, cache
-    writes, thinking: :func:`rxllm.pricing.cost_of`); a provider that serves others' models (an
-    OpenAI-compatible server answering for ``gpt-4o``) is priced as the model's own."""
-    for name in (provider, *_served_for(provider)):
-        cost = cost_of(name, model, usage)
-        if cost is not None:
-            return cost
-    return None
-
-
-def _served_for(provider: str) -> tuple[str, ...]:
-    try:
-        return providers.provider_info(provider).serves_others_of
-    except ConfigurationError:
-        return ()
 
 
 @functools.cache

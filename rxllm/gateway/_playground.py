@@ -29,13 +29,12 @@ from importlib import resources
 import msgspec
 from aiohttp import web
 
-from .. import providers
-from ..errors import ConfigurationError
-from ..pricing import ModelPrice, price_of, price_table
+from ..pricing import ModelPrice, price_table
 from ._config import Catalog
 from ._errors import GatewayError
+from ._prices import rates
 
-__all__ = ["CSP", "STATIC_FILES", "playground_routes", "rates"]
+__all__ = ["CSP", "STATIC_FILES", "playground_routes"]
 
 #: The files of the page, by name, with their content types (nothing else is served).
 STATIC_FILES = {
@@ -67,19 +66,6 @@ class _Rates(msgspec.Struct, frozen=True):
 @functools.cache
 def _static(name: str) -> bytes:
     return resources.files("rxllm.gateway").joinpath("_static").joinpath(name).read_bytes()
-
-
-def rates(provider: str, model: str) -> ModelPrice | None:
-    """The rates the gateway bills ``model`` at ``provider`` with (``_app._cost``'s look-up)."""
-    try:
-        served = providers.provider_info(provider).serves_others_of
-    except ConfigurationError:
-        served = ()
-    for name in (provider, *served):
-        price = price_of(name, model)
-        if price is not None:
-            return price
-    return None
 
 
 def playground_routes(

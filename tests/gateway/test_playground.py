@@ -33,7 +33,8 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from rxllm.gateway._playground import CSP, STATIC_FILES, rates
+from rxllm.gateway._playground import CSP, STATIC_FILES
+from rxllm.gateway._prices import rates
 
 from ..server import Recorded, ReplayServer, Reply
 from .conftest import MASTER, ROOT, Gateway, config_for, respond, write_config
@@ -204,7 +205,7 @@ def test_the_page_ships_with_the_package() -> None:
 
 
 def test_prices_are_the_rates_the_gateway_bills_with(keyed: Gateway) -> None:
-    from rxllm.gateway._app import _cost
+    from rxllm.gateway._prices import cost as _cost
     from rxllm.types import PromptTokensDetails, Usage
 
     url = keyed.url("/v1/rxllm/prices")
@@ -229,6 +230,9 @@ def test_prices_are_the_rates_the_gateway_bills_with(keyed: Gateway) -> None:
                 "input": pytest.approx(3.0),
                 "output": pytest.approx(15.0),
                 "cached_input": None,
+                "cache_write": None,
+                "cache_write_1h": None,
+                "reasoning": None,
                 "long_context_threshold": None,
                 "long_context_input": None,
                 "long_context_output": None,
