@@ -56,6 +56,9 @@ class _Wire(msgspec.Struct, gc=False):
 
 class _Text(_Wire, tag="text", tag_field="type"):
     text: str
+    #: A prompt-caching breakpoint: kept, so an Anthropic upstream caches what the client
+    #: asked it to (other providers' modules leave it out).
+    cache_control: dict[str, Any] | None = None
 
 
 class _Base64Source(_Wire, tag="base64", tag_field="type"):
@@ -69,6 +72,7 @@ class _URLSource(_Wire, tag="url", tag_field="type"):
 
 class _Image(_Wire, tag="image", tag_field="type"):
     source: _Base64Source | _URLSource
+    cache_control: dict[str, Any] | None = None
 
 
 class _ToolUse(_Wire, tag="tool_use", tag_field="type"):
@@ -334,7 +338,7 @@ def _system(system: str | list[_Text] | None) -> list[Message]:
         return []
     if isinstance(system, str):
         return [Message(role="system", content=system)]
-    return [Message(role="system", content=block.text) for block in system]
+    return [Message(role="system", content=_simplest([_text_part(block)])) for block in system]
 
 
 def _turn(turn: _UserTurn | _AssistantTurn | _SystemTurn, at: str) -> list[Message]:
@@ -354,7 +358,7 @@ def _user(content: str | list[_Block], at: str) -> list[Message]:
     parts: list[ContentPart] = []
     for j, block in enumerate(content):
         if isinstance(block, _Text):
-            parts.append(TextPart(text=block.text))
+            parts.append(_text_part(block))
         elif isinstance(block, _Image):
             parts.append(_image_part(block))
         elif isinstance(block, _ToolResult):
@@ -366,9 +370,14 @@ def _user(content: str | list[_Block], at: str) -> list[Message]:
     return messages
 
 
+def _text_part(block: _Text) -> TextPart:
+    return TextPart(text=block.text, cache_control=block.cache_control)
+
+
 def _simplest(parts: list[ContentPart]) -> str | list[ContentPart]:
-    """One text part is plain text (which every provider takes); anything else stays parts."""
-    if len(parts) == 1 and isinstance(parts[0], TextPart):
+    """One text part is plain text (which every provider takes), unless it carries a cache
+    breakpoint; anything else stays parts."""
+    if len(parts) == 1 and isinstance(parts[0], TextPart) and parts[0].cache_control is None:
         return parts[0].text
     return parts
 
@@ -380,7 +389,7 @@ def _image_part(block: _Image) -> ImagePart:
         url = f"data:{source.media_type};base64,{source.data}"
     else:
         url = source.url
-    return ImagePart(image_url=ImageURL(url=url))
+    return ImagePart(image_url=ImageURL(url=url), cache_control=block.cache_control)
 
 
 def _tool_message(block: _ToolResult) -> Message:
@@ -392,7 +401,7 @@ def _tool_message(block: _ToolResult) -> Message:
     else:
         content = _simplest(
             [
-                TextPart(text=part.text) if isinstance(part, _Text) else _image_part(part)
+                _text_part(part) if isinstance(part, _Text) else _image_part(part)
                 for part in block.content
             ]
         )
