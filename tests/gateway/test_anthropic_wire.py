@@ -861,7 +861,12 @@ def test_every_block_type() -> None:
     assert (call.model, call.stream) == ("claude-sonnet-4-5", True)
     assert call.messages == [
         {"role": "system", "content": "You are terse."},
-        {"role": "system", "content": "Use tools."},
+        {
+            "role": "system",
+            "content": [
+                {"type": "text", "text": "Use tools.", "cache_control": {"type": "ephemeral"}}
+            ],
+        },
         {
             "role": "user",
             "content": [
@@ -931,7 +936,7 @@ def test_every_block_type_reaches_an_anthropic_upstream_intact() -> None:
     body = anthropic_body(parse_request(json.dumps(EVERYTHING).encode()))
     assert body["system"] == [
         {"type": "text", "text": "You are terse."},
-        {"type": "text", "text": "Use tools."},
+        {"type": "text", "text": "Use tools.", "cache_control": {"type": "ephemeral"}},
         {"type": "text", "text": "Answer in French."},
     ]
     assert body["messages"][0]["content"] == [
@@ -1159,6 +1164,12 @@ def test_accepted_but_dropped_fields_change_nothing() -> None:
             user_profile_id="p",
             workspace_id="w",
             context_management={"edits": [{"type": "clear_tool_uses_20250919"}]},
+        )
+    )
+    assert hinted == plain
+    # A block's cache breakpoint is not dropped: an Anthropic upstream caches by it.
+    marked = parse_request(
+        body_with(
             messages=[
                 {
                     "role": "user",
@@ -1169,4 +1180,9 @@ def test_accepted_but_dropped_fields_change_nothing() -> None:
             ],
         )
     )
-    assert hinted == plain
+    assert marked.messages == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}],
+        }
+    ]
