@@ -33,8 +33,10 @@ class DeploymentState:
         "failures",
         "in_flight",
         "latency",
+        "limited_until",
         "not_before",
         "requests",
+        "shared_in_flight",
         "tokens",
     )
 
@@ -45,7 +47,12 @@ class DeploymentState:
         self.cooldown_until = -math.inf
         #: Not sent to before then (the provider's ``Retry-After``).
         self.not_before = -math.inf
+        #: Not sent to before then: the shared rpm/tpm windows were full (other instances used
+        #: the capacity; learnt from Redis, ``Router(redis_url=...)``).
+        self.limited_until = -math.inf
         self.in_flight = 0
+        #: Requests in flight on every instance when Redis last said (None: never asked).
+        self.shared_in_flight: int | None = None
         #: Moving average of time to first chunk (streams) or to the response; None: untried.
         self.latency: float | None = None
         #: Start times of recent requests (rpm) and [time, tokens] of recent ones (tpm).
@@ -69,6 +76,22 @@ class DeploymentState:
             return True
         return False
 
+    def record_shared_failure(
+        self, now: float, *, cooled: bool, cooldown: float, pause: float, fail_window: float
+    ) -> None:
+        """A failure that Redis counted for every instance: ``cooled`` when it started the
+        cooldown; ``cooldown`` and ``pause``, the seconds left of each (0: none)."""
+        failures = self.failures
+        failures.append(now)
+        while failures and failures[0] <= now - fail_window:
+            failures.popleft()
+        if cooled:
+            failures.clear()
+        if cooldown > 0:
+            self.cooldown_until = max(self.cooldown_until, now + cooldown)
+        if pause > 0:
+            self.not_before = max(self.not_before, now + pause)
+
     def record_latency(self, seconds: float) -> None:
         old = self.latency
         self.latency = seconds if old is None else old + LATENCY_ALPHA * (seconds - old)
@@ -90,7 +113,7 @@ class DeploymentState:
     def ready_at(self, deployment: Deployment, now: float, tokens: int) -> float:
         """The earliest time this deployment may take a request of ``tokens`` tokens
         (``now`` when it may at once, ``inf`` when the request can never fit its tpm)."""
-        at = max(now, self.not_before)
+        at = max(now, self.not_before, self.limited_until)
         horizon = now - LIMIT_WINDOW
         rpm, tpm = deployment.rpm, deployment.tpm
         if rpm is not None:
