@@ -634,3 +634,37 @@ def test_namespaces_keep_routers_apart(
     ask(r1)
     ask(r2)
     assert attempts2.summary() == [("a", "success")]
+
+
+# --- the local windows -----------------------------------------------------------------------
+
+
+def test_the_local_windows_hold_one_window_of_requests_limits_or_not() -> None:
+    """Every request is counted in the local windows (the fallback when Redis is away); they
+    never grow beyond one window, and the running tpm total follows corrections."""
+    from rxllm.router._config import make_deployment
+    from rxllm.router._health import LIMIT_WINDOW, DeploymentState
+
+    free = make_deployment(
+        {"provider": "openai", "model": "m", "api_key": "k"}, default_id="free", where="t"
+    )
+    limited = make_deployment(
+        {"provider": "openai", "model": "m", "api_key": "k", "tpm": 100}, default_id="l", where="t"
+    )
+    state = DeploymentState()
+    for n in range(1000):
+        state.start(n * 0.5, 10)  # 2 a second, for 500 s
+    assert len(state.requests) == len(state.tokens) == LIMIT_WINDOW * 2
+    assert state.tokens_used == 1200
+    assert free.state.ready_at(free, 0.0, 10**9) == 0.0
+    state = limited.state
+    first = state.start(0.0, 60)
+    second = state.start(1.0, 30)
+    assert state.ready_at(limited, 2.0, 20) == LIMIT_WINDOW  # 60 + 30 + 20 > 100
+    state.correct(first, 40)  # the real usage: 40 + 30 + 20 fits
+    assert state.ready_at(limited, 2.0, 20) == 2.0
+    assert state.ready_at(limited, LIMIT_WINDOW + 0.5, 100) == LIMIT_WINDOW + 1.0
+    assert state.tokens_used == 30
+    state.correct(first, 90)  # out of the window: no longer counted
+    state.correct(second, 50)
+    assert state.tokens_used == 50

@@ -545,7 +545,7 @@ class Execution:
                 deployment.state.in_flight -= 1
                 usage = sender.usage() if outcome == "success" else None
                 if usage is not None and usage.total_tokens:
-                    entry[1] = float(usage.total_tokens)
+                    deployment.state.correct(entry, usage.total_tokens)
             if lease is not None and policy.shared is not None:
                 used = usage.total_tokens if usage is not None else None
                 policy.shared.release(lease, used or None)

@@ -38,6 +38,7 @@ class DeploymentState:
         "requests",
         "shared_in_flight",
         "tokens",
+        "tokens_used",
     )
 
     def __init__(self) -> None:
@@ -58,6 +59,8 @@ class DeploymentState:
         #: Start times of recent requests (rpm) and [time, tokens] of recent ones (tpm).
         self.requests: deque[float] = deque()
         self.tokens: deque[list[float]] = deque()
+        #: The sum of the tokens in ``tokens`` (kept as they come and go).
+        self.tokens_used = 0.0
 
     # --- failures and cooldowns --------------------------------------------------------
 
@@ -103,32 +106,53 @@ class DeploymentState:
 
     def start(self, now: float, tokens: int) -> list[float]:
         """A request starts: count it in the windows; returns its tpm entry (to correct it
-        with the real usage later)."""
+        with the real usage later, :meth:`correct`)."""
         self.in_flight += 1
+        self._trim(now)
         self.requests.append(now)
         entry = [now, float(tokens)]
         self.tokens.append(entry)
+        self.tokens_used += tokens
         return entry
+
+    def correct(self, entry: list[float], tokens: int) -> None:
+        """A request's tpm entry becomes its real usage."""
+        if entry[0] != -math.inf:  # still in the window
+            self.tokens_used += tokens - entry[1]
+        entry[1] = float(tokens)
+
+    def _trim(self, now: float) -> None:
+        """Forget what fell out of the windows (so they never grow beyond one window's
+        requests, limits or not)."""
+        horizon = now - LIMIT_WINDOW
+        requests = self.requests
+        while requests and requests[0] <= horizon:
+            requests.popleft()
+        entries = self.tokens
+        while entries and entries[0][0] <= horizon:
+            gone = entries.popleft()
+            self.tokens_used -= gone[1]
+            gone[0] = -math.inf  # out of the window: a later correction no longer counts
+        if not entries:
+            self.tokens_used = 0.0
 
     def ready_at(self, deployment: Deployment, now: float, tokens: int) -> float:
         """The earliest time this deployment may take a request of ``tokens`` tokens
         (``now`` when it may at once, ``inf`` when the request can never fit its tpm)."""
         at = max(now, self.not_before, self.limited_until)
-        horizon = now - LIMIT_WINDOW
         rpm, tpm = deployment.rpm, deployment.tpm
+        if rpm is None and tpm is None:
+            return at
+        self._trim(now)
         if rpm is not None:
             requests = self.requests
-            while requests and requests[0] <= horizon:
-                requests.popleft()
             if len(requests) >= rpm:
                 at = max(at, requests[len(requests) - rpm] + LIMIT_WINDOW)
         if tpm is not None:
             if tokens > tpm:
                 return math.inf
             entries = self.tokens
-            while entries and entries[0][0] <= horizon:
-                entries.popleft()
-            used = sum(n for _, n in entries)
+            used = self.tokens_used
             for when, n in entries:
                 if used + tokens <= tpm:
                     break

@@ -45,6 +45,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import sys
 import threading
 import uuid
 import weakref
@@ -320,6 +321,9 @@ class SharedState:
         self._wake: asyncio.Event | None = None
         self._ready: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: Releases waiting for their loop's flush, and the loops flushing now.
+        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Lease, int]]] = {}
+        self._flushing: set[asyncio.AbstractEventLoop] = set()
         self._admit_sha = _sha1(ADMIT_SCRIPT)
         self._failure_sha = _sha1(FAILURE_SCRIPT)
         self._closed = False
@@ -435,7 +439,11 @@ class SharedState:
             return None
         self._ensure_listener()
         try:
-            result = await asyncio.wait_for(op(self._client()), self.settings.timeout)
+            if sys.version_info >= (3, 11):  # no task per operation
+                async with asyncio.timeout(self.settings.timeout):
+                    result = await op(self._client())
+            else:
+                result = await asyncio.wait_for(op(self._client()), self.settings.timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -559,18 +567,32 @@ class SharedState:
 
     def release(self, lease: Lease, used: int | None) -> None:
         """The request ended: remove it from the in-flight set and correct the tpm bucket
-        with the real usage, in a task nobody waits for."""
+        with the real usage, in a task nobody waits for. The releases of one loop go in one
+        pipeline (those that come while it is sent, in the next)."""
         delta = 0 if used is None or lease.tpm is None else used - lease.tokens
+        loop = asyncio.get_running_loop()
+        self._pending.setdefault(loop, []).append((lease, delta))
+        if loop not in self._flushing:
+            self._flushing.add(loop)
+            self._background(self._flush(loop))
 
-        async def op(client: aioredis.Redis) -> Any:
-            pipe = client.pipeline(transaction=False)
-            pipe.zrem(lease.busy, lease.member)
-            if delta and lease.tpm is not None:
-                pipe.hincrby(lease.tpm, str(lease.bucket), delta)
-            self._trip(False)
-            return await pipe.execute()
+    async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            while batch := self._pending.pop(loop, None):
 
-        self._background(self._run(op))
+                async def op(client: aioredis.Redis, batch: list[tuple[Lease, int]] = batch) -> Any:
+                    pipe = client.pipeline(transaction=False)
+                    for lease, delta in batch:
+                        pipe.zrem(lease.busy, lease.member)
+                        if delta and lease.tpm is not None:
+                            pipe.hincrby(lease.tpm, str(lease.bucket), delta)
+                    self._trip(False)
+                    return await pipe.execute()
+
+                await self._run(op)
+        finally:
+            self._flushing.discard(loop)
+            self._pending.pop(loop, None)
 
     def _background(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
