@@ -541,10 +541,12 @@ def test_a_frozen_redis_never_hangs_a_request(
     make: Callable[..., tuple[Router, Attempts]],
     upstreams: list[ReplayServer],
     redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """SIGSTOP: the connections stay open and nothing answers. The request waits at most the
     timeout once, then the router stops asking until a probe gets an answer."""
     a = upstreams[0]
+    caplog.set_level(logging.WARNING, logger="rxllm.router")
     r, _ = make(redis_timeout=0.2)
     r.register("smart", deployments=[dep(a, "a")])
     assert r.connect(wait=5)
@@ -565,6 +567,10 @@ def test_a_frozen_redis_never_hangs_a_request(
     finally:
         os.kill(pid, signal.SIGCONT)
     assert wait_until(lambda: r.shared_status()["connected"])
+    assert ask(r) == RESPONSE_TEXT
+    warnings = [x.getMessage() for x in caplog.records if x.name == "rxllm.router"]
+    assert sum("is unavailable (timed out)" in w for w in warnings) == 1, warnings
+    assert sum("is back: sharing again" in w for w in warnings) == 1, warnings
 
 
 def test_redis_going_away_during_a_stream_does_not_touch_it(

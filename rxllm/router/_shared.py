@@ -47,6 +47,7 @@ import logging
 import math
 import sys
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
@@ -70,6 +71,9 @@ __all__ = ["Admission", "Lease", "SharedFailure", "SharedSettings", "SharedState
 T = TypeVar("T")
 
 log = logging.getLogger("rxllm.router")
+
+#: Seconds sharing must hold before a new outage probes at ``probe_delay`` again.
+STABLE = 60.0
 
 # Codes of the admission script's answer, per candidate.
 ADMITTED, COOLING, PAUSED, RPM_FULL, TPM_FULL = 0, 1, 2, 3, 4
@@ -314,6 +318,11 @@ class SharedState:
         #: "idle" (not used yet), "connected" or "disconnected" (the circuit is open).
         self._state = "idle"
         self._probe: asyncio.Task[None] | None = None
+        #: The next probe's delay: it keeps growing while Redis comes and goes (a slow Redis
+        #: that answers a probe and times out the next request), and starts afresh once
+        #: sharing held for a minute.
+        self._delay = settings.probe_delay
+        self._connected_at = -math.inf
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = False
         #: Set (on the listener's loop) to cut its reconnection wait short, and by the
@@ -391,6 +400,8 @@ class SharedState:
             self.counts["fallbacks"] += 1
             was = self._state
             self._state = "disconnected"
+            if was != "disconnected" and time.monotonic() - self._connected_at > STABLE:
+                self._delay = self.settings.probe_delay
             probe = self._probe
             start = probe is None or probe.done() or probe.get_loop().is_closed()
             if start and not self._closed:
@@ -404,9 +415,11 @@ class SharedState:
             )
 
     def _succeeded(self) -> None:
+        """Redis answered a probe (or ``connect``): close the circuit."""
         with self._guard:
             was = self._state
             self._state = "connected"
+            self._connected_at = time.monotonic()
         if was == "disconnected":
             log.warning(
                 "router: shared state on Redis (%s) is back: sharing again",
@@ -418,19 +431,25 @@ class SharedState:
                     listener.get_loop().call_soon_threadsafe(wake.set)
 
     async def _probe_until_back(self) -> None:
-        delay = self.settings.probe_delay
-        while True:
+        """The only way back from "disconnected": PING until Redis answers, backing off."""
+        while self._state == "disconnected":
+            delay = self._delay
+            self._delay = min(delay * 2, self.settings.max_probe_delay)
             await asyncio.sleep(delay)
-            try:
-                await asyncio.wait_for(self._client().ping(), self.settings.timeout)
-            except Exception:
-                self._count("errors")
-                delay = min(delay * 2, self.settings.max_probe_delay)
-                continue
-            self._trip(False)
-            self._succeeded()
-            self._ensure_listener()
-            return
+            if await self._ping():
+                self._succeeded()
+                self._ensure_listener()
+
+    async def _ping(self) -> bool:
+        try:
+            await asyncio.wait_for(self._client().ping(), self.settings.timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._count("errors")
+            return False
+        self._trip(False)
+        return True
 
     async def _run(self, op: Callable[[aioredis.Redis], Awaitable[T]]) -> T | None:
         """``op`` on this loop's client within the timeout; None when Redis is not usable
@@ -449,8 +468,11 @@ class SharedState:
         except Exception as exc:
             self._failed(exc)
             return None
-        if self._state != "connected":
-            self._succeeded()
+        if self._state == "idle":  # the first answer (from "disconnected", only a probe)
+            with self._guard:
+                if self._state == "idle":
+                    self._state = "connected"
+                    self._connected_at = time.monotonic()
         return result
 
     def _trip(self, path: bool) -> None:
@@ -718,11 +740,15 @@ class SharedState:
             self._trip(False)
             return await client.ping()
 
-        with self._guard:
-            if self._state == "disconnected":
-                self._state = "idle"  # a deliberate attempt: try now, not after the probe
-        if await self._run(op) is None:
+        if self._closed:
             return False
+        if self._state == "disconnected":  # a deliberate attempt: now, not at the next probe
+            if not await self._ping():
+                return False
+            self._succeeded()
+        elif await self._run(op) is None:
+            return False
+        self._ensure_listener()
         listener, ready = self._listener, self._ready
         if (
             listener is not None
