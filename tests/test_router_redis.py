@@ -631,6 +631,23 @@ async def test_a_router_on_the_test_loop_and_on_the_background_loop(
     await r.aclose()
 
 
+def test_releases_reach_redis_when_each_request_has_its_own_asyncio_run(
+    make: Callable[..., tuple[Router, Attempts]],
+    upstreams: list[ReplayServer],
+    redis_server: RedisServer,
+) -> None:
+    """The loop ends right after the answer: what waits to be released goes at its shutdown."""
+    a, b = upstreams[0], upstreams[1]
+    r, _ = make()
+    r.register("smart", deployments=[dep(a, "a"), dep(b, "b")], strategy="least-busy")
+    for _ in range(3):
+        assert asyncio.run(r.acompletion("smart", messages=MESSAGES)).text == RESPONSE_TEXT
+    assert r.shared_status()["admissions"] == 3
+    client = redis_client(redis_server)
+    assert client.zcard("rxllm:{smart}:a:busy") == client.zcard("rxllm:{smart}:b:busy") == 0
+    client.close()
+
+
 def test_namespaces_keep_routers_apart(
     make: Callable[..., tuple[Router, Attempts]], upstreams: list[ReplayServer]
 ) -> None:

@@ -74,6 +74,9 @@ log = logging.getLogger("rxllm.router")
 
 #: Seconds sharing must hold before a new outage probes at ``probe_delay`` again.
 STABLE = 60.0
+#: Releases kept per loop while Redis cannot take them (the oldest go first beyond that;
+#: their in-flight entries expire with their lease).
+MAX_PENDING = 10_000
 
 # Codes of the admission script's answer, per candidate.
 ADMITTED, COOLING, PAUSED, RPM_FULL, TPM_FULL = 0, 1, 2, 3, 4
@@ -331,8 +334,10 @@ class SharedState:
         self._ready: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         #: Releases waiting for their loop's flush, and the loops flushing now.
-        self._pending: dict[asyncio.AbstractEventLoop, list[tuple[Lease, int]]] = {}
-        self._flushing: set[asyncio.AbstractEventLoop] = set()
+        self._pending: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, list[tuple[Lease, int]]
+        ] = weakref.WeakKeyDictionary()
+        self._flushing: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
         self._admit_sha = _sha1(ADMIT_SCRIPT)
         self._failure_sha = _sha1(FAILURE_SCRIPT)
         self._closed = False
@@ -378,9 +383,9 @@ class SharedState:
 
     # --- the circuit breaker ------------------------------------------------------------------
 
-    def _usable(self) -> bool:
+    def _usable(self, tasks: bool) -> bool:
         """May this operation go to Redis? (No while the circuit is open: then it counts as a
-        fallback, and a probe runs on this loop if none is running anywhere.)"""
+        fallback, and a probe runs on this loop, with ``tasks``, if none runs anywhere.)"""
         with self._guard:
             if self._closed:
                 return False
@@ -388,13 +393,15 @@ class SharedState:
                 return True
             self.counts["fallbacks"] += 1
             probe = self._probe
-            if probe is not None and not probe.done() and not probe.get_loop().is_closed():
+            alive = probe is not None and not probe.done() and not probe.get_loop().is_closed()
+            if alive or not tasks:
                 return False
             self._probe = asyncio.get_running_loop().create_task(self._probe_until_back())
             return False
 
-    def _failed(self, error: BaseException) -> None:
-        """An operation failed: open the circuit (warn once) and probe in the background."""
+    def _failed(self, error: BaseException, tasks: bool = True) -> None:
+        """An operation failed: open the circuit (warn once) and probe in the background
+        (on this loop, with ``tasks``)."""
         with self._guard:
             self.counts["errors"] += 1
             self.counts["fallbacks"] += 1
@@ -404,7 +411,7 @@ class SharedState:
                 self._delay = self.settings.probe_delay
             probe = self._probe
             start = probe is None or probe.done() or probe.get_loop().is_closed()
-            if start and not self._closed:
+            if start and tasks and not self._closed:
                 self._probe = asyncio.get_running_loop().create_task(self._probe_until_back())
         if was != "disconnected":
             log.warning(
@@ -439,6 +446,7 @@ class SharedState:
             if await self._ping():
                 self._succeeded()
                 self._ensure_listener()
+                self._start_flush()
 
     async def _ping(self) -> bool:
         try:
@@ -451,12 +459,16 @@ class SharedState:
         self._trip(False)
         return True
 
-    async def _run(self, op: Callable[[aioredis.Redis], Awaitable[T]]) -> T | None:
+    async def _run(
+        self, op: Callable[[aioredis.Redis], Awaitable[T]], *, tasks: bool = True
+    ) -> T | None:
         """``op`` on this loop's client within the timeout; None when Redis is not usable
-        (the circuit is open, or the operation failed and opened it)."""
-        if not self._usable():
+        (the circuit is open, or the operation failed and opened it). ``tasks``: it may start
+        the listener or a probe on this loop (not while the loop shuts down)."""
+        if not self._usable(tasks):
             return None
-        self._ensure_listener()
+        if tasks:
+            self._ensure_listener()
         try:
             if sys.version_info >= (3, 11):  # no task per operation
                 async with asyncio.timeout(self.settings.timeout):
@@ -466,7 +478,7 @@ class SharedState:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._failed(exc)
+            self._failed(exc, tasks)
             return None
         if self._state == "idle":  # the first answer (from "disconnected", only a probe)
             with self._guard:
@@ -502,6 +514,19 @@ class SharedState:
             self._trip(path)
             return await client.eval(source, len(keys), *keys, *args)
 
+    async def _script_reply(
+        self, client: aioredis.Redis, reply: Any, source: str, keys: list[str], args: list[Any]
+    ) -> Any:
+        """A script's answer from a pipeline: EVAL when the server did not know the script."""
+        from redis.exceptions import NoScriptError
+
+        if isinstance(reply, NoScriptError):
+            self._trip(True)
+            return await client.eval(source, len(keys), *keys, *args)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
     # --- clients, one per loop ---------------------------------------------------------------
 
     def _client(self) -> aioredis.Redis:
@@ -520,7 +545,7 @@ class SharedState:
                 retry=Retry(NoBackoff(), 0),
             )
             self._clients[loop] = client
-            _track(loop, client)
+            _track(loop, client, self)
         return client
 
     def keys(self, config: str, deployment: str) -> _Keys:
@@ -554,7 +579,22 @@ class SharedState:
             args += (-1 if rpm is None else rpm, -1 if tpm is None else tpm, n)
 
         async def op(client: aioredis.Redis) -> Any:
-            return await self._script(client, self._admit_sha, ADMIT_SCRIPT, keys, args, path=True)
+            batch = self._take()
+            if not batch:
+                return await self._script(
+                    client, self._admit_sha, ADMIT_SCRIPT, keys, args, path=True
+                )
+            # the releases waiting on this loop ride along: still one round trip
+            try:
+                pipe = client.pipeline(transaction=False)
+                _releases(pipe, batch)
+                pipe.evalsha(self._admit_sha, len(keys), *keys, *args)
+                self._trip(True)
+                replies = await pipe.execute(raise_on_error=False)
+            except BaseException:
+                self._requeue(batch)
+                raise
+            return await self._script_reply(client, replies[-1], ADMIT_SCRIPT, keys, args)
 
         reply = await self._run(op)
         if reply is None:
@@ -589,32 +629,68 @@ class SharedState:
 
     def release(self, lease: Lease, used: int | None) -> None:
         """The request ended: remove it from the in-flight set and correct the tpm bucket
-        with the real usage, in a task nobody waits for. The releases of one loop go in one
-        pipeline (those that come while it is sent, in the next)."""
+        with the real usage, off the path: the releases of a loop ride along with its next
+        admission, or go in one pipeline of their own from a task nobody waits for."""
         delta = 0 if used is None or lease.tpm is None else used - lease.tokens
+        self._queue([(lease, delta)])
+        self._start_flush()
+
+    def _queue(self, batch: list[tuple[Lease, int]], *, first: bool = False) -> None:
+        pending = self._pending.setdefault(asyncio.get_running_loop(), [])
+        if first:
+            pending[:0] = batch
+        else:
+            pending += batch
+        if len(pending) > MAX_PENDING:
+            del pending[: len(pending) - MAX_PENDING]
+
+    def _take(self) -> list[tuple[Lease, int]]:
+        return self._pending.pop(asyncio.get_running_loop(), None) or []
+
+    def _requeue(self, batch: list[tuple[Lease, int]]) -> None:
+        """Releases that may not have reached Redis go again: their in-flight removals (which
+        may be repeated), not their tpm corrections (which may not)."""
+        self._queue([(lease, 0) for lease, _ in batch], first=True)
+
+    def _start_flush(self) -> None:
         loop = asyncio.get_running_loop()
-        self._pending.setdefault(loop, []).append((lease, delta))
-        if loop not in self._flushing:
+        if loop not in self._flushing and self._pending.get(loop):
             self._flushing.add(loop)
             self._background(self._flush(loop))
 
     async def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            while batch := self._pending.pop(loop, None):
+            while self._state != "disconnected" and (batch := self._take()):
 
                 async def op(client: aioredis.Redis, batch: list[tuple[Lease, int]] = batch) -> Any:
                     pipe = client.pipeline(transaction=False)
-                    for lease, delta in batch:
-                        pipe.zrem(lease.busy, lease.member)
-                        if delta and lease.tpm is not None:
-                            pipe.hincrby(lease.tpm, str(lease.bucket), delta)
+                    _releases(pipe, batch)
                     self._trip(False)
                     return await pipe.execute()
 
-                await self._run(op)
+                try:
+                    done = await self._run(op)
+                except BaseException:
+                    self._requeue(batch)
+                    raise
+                if done is None:
+                    self._requeue(batch)
+                    return
         finally:
             self._flushing.discard(loop)
-            self._pending.pop(loop, None)
+
+    async def drain(self) -> None:
+        """Send what waits on the running loop now (its shutdown: a flush task would be
+        cancelled before it ran)."""
+        if self._state != "disconnected" and (batch := self._take()):
+
+            async def op(client: aioredis.Redis) -> Any:
+                pipe = client.pipeline(transaction=False)
+                _releases(pipe, batch)
+                self._trip(False)
+                return await pipe.execute()
+
+            await self._run(op, tasks=False)
 
     def _background(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
@@ -785,6 +861,13 @@ class SharedState:
                 asyncio.run_coroutine_threadsafe(_close_quietly(client), loop)
 
 
+def _releases(pipe: Any, batch: list[tuple[Lease, int]]) -> None:
+    for lease, delta in batch:
+        pipe.zrem(lease.busy, lease.member)
+        if delta and lease.tpm is not None:
+            pipe.hincrby(lease.tpm, str(lease.bucket), delta)
+
+
 def _sha1(source: str) -> str:
     import hashlib
 
@@ -804,12 +887,17 @@ def _describe(error: BaseException) -> str:
 _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, set[aioredis.Redis]] = (
     weakref.WeakKeyDictionary()
 )
+#: The routers' shared states that used each loop (to drain their releases at its shutdown).
+_states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.WeakSet[SharedState]] = (
+    weakref.WeakKeyDictionary()
+)
 _guards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _track(loop: asyncio.AbstractEventLoop, client: aioredis.Redis) -> None:
+def _track(loop: asyncio.AbstractEventLoop, client: aioredis.Redis, state: SharedState) -> None:
+    _states.setdefault(loop, weakref.WeakSet()).add(state)
     clients = _by_loop.get(loop)
     if clients is None:
         clients = _by_loop[loop] = set()
@@ -833,6 +921,9 @@ async def _close_quietly(client: aioredis.Redis) -> None:
 
 
 async def _close_loop_clients(loop: asyncio.AbstractEventLoop) -> None:
+    for state in list(_states.pop(loop, ())):
+        with contextlib.suppress(Exception):
+            await state.drain()
     for client in list(_by_loop.pop(loop, ())):
         await _close_quietly(client)
 
