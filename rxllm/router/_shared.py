@@ -217,7 +217,7 @@ class SharedSettings(msgspec.Struct, frozen=True, kw_only=True):
             from redis.asyncio.connection import parse_url
         except ImportError:
             raise ConfigurationError(
-                "redis_url needs the redis package: pip install 'rxllm[redis]'"
+                "redis_url needs the redis package: pip install -e '.[redis]' in the clone"
             ) from None
         try:
             parse_url(self.url)
