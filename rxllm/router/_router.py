@@ -23,6 +23,7 @@ from ..types import ChatResponse
 from ._cached import CachingRouterStream
 from ._config import Deployment, Route, RouteConfig, describe, make_config, make_deployment
 from ._execution import Attempt, Execution, FetchSender, Group, Plan, Policy
+from ._shared import SharedSettings, SharedState
 from ._stream import RouterStream
 
 __all__ = ["Router", "Settings", "create_router"]
@@ -107,6 +108,15 @@ class Router:
     ``True``: one in memory; also settable later as ``router.cache``): a configuration
     registered with ``cache=True``, or a request made with ``cache=True`` (or LiteLLM's
     controls), is answered from it when it can; a hit runs no attempt at all.
+
+    ``redis_url`` shares the deployments' health with every router on that Redis (other
+    processes, other hosts): cooldowns and ``Retry-After`` pauses, failure counts, the rpm/tpm
+    windows and the requests in flight (``least-busy``), keyed by ``redis_namespace``, the
+    configuration name and the deployment id. Without it everything stays in this process.
+    A Redis operation that takes longer than ``redis_timeout`` seconds, or fails, sends the
+    router back to its own state (limits per instance) until a probe finds Redis again
+    (first after ``redis_probe_delay`` seconds, then backing off); :meth:`shared_status`
+    tells which, and counts.
     """
 
     def __init__(
@@ -127,6 +137,10 @@ class Router:
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rng: random.Random | None = None,
         cache: ResponseCache | bool | None = None,
+        redis_url: str | None = None,
+        redis_namespace: str = "rxllm",
+        redis_timeout: float = 0.25,
+        redis_probe_delay: float = 0.5,
     ) -> None:
         settings = Settings(
             num_retries=num_retries,
@@ -140,6 +154,24 @@ class Router:
             max_cooldown=max_cooldown,
         ).checked()
         self._configs: dict[str, RouteConfig] = {}
+        lock = threading.RLock()
+        #: The health shared with other routers on Redis (None: this router's alone).
+        self._shared = (
+            None
+            if redis_url is None
+            else SharedState(
+                SharedSettings(
+                    url=redis_url,
+                    namespace=redis_namespace,
+                    timeout=redis_timeout,
+                    probe_delay=redis_probe_delay,
+                    max_probe_delay=max(10.0, redis_probe_delay),
+                ),
+                resolve=self._deployments_named,
+                lock=lock,
+                clock=clock,
+            )
+        )
         self._callbacks: tuple[Callable[[Attempt], Any], ...] = (on_attempt,) if on_attempt else ()
         self._token_estimator = token_estimator
         #: The clock, lock, settings... every request of this router is given.
@@ -148,9 +180,10 @@ class Router:
             sleep=sleep,
             rng=rng or random.Random(),
             settings=settings,
-            lock=threading.RLock(),
+            lock=lock,
             estimate=self._estimator,
             notify=self._notify,
+            shared=self._shared,
         )
         self._lock = self._policy.lock
         if cache is True:
@@ -280,7 +313,10 @@ class Router:
 
     def status(self, name: str) -> list[dict[str, Any]]:
         """What the router knows now about each deployment of ``name``: requests in flight,
-        latency moving average, recent failures, and seconds left of a cooldown or pause."""
+        latency moving average, recent failures, and seconds left of a cooldown or pause.
+        With ``redis_url``: ``shared_in_flight``, the requests in flight on every router as
+        Redis last said (None before it was asked), and ``limited``, the seconds until the
+        shared rpm/tpm windows, which other routers filled, have room again."""
         config = self._config(name)
         with self._lock:
             now = self._policy.clock()
@@ -292,9 +328,79 @@ class Router:
                     "recent_failures": len(d.state.failures),
                     "cooldown": max(0.0, d.state.cooldown_until - now),
                     "paused": max(0.0, d.state.not_before - now),
+                    "shared_in_flight": d.state.shared_in_flight,
+                    "limited": max(0.0, d.state.limited_until - now),
                 }
                 for d in (*config.deployments, *config.dynamic.values())
             ]
+
+    # --- the state shared on Redis ---------------------------------------------------------
+
+    def shared_status(self) -> dict[str, Any]:
+        """The state of sharing on Redis, for logs and metrics.
+
+        ``enabled`` (False without ``redis_url``: nothing else is then meaningful), ``state``
+        (``idle`` before first use, ``connected``, ``disconnected``: routing on local state
+        while a probe waits for Redis), ``connected``, ``subscribed`` (hearing the other
+        routers' cooldowns), and counters since the router was made: ``errors`` (Redis
+        operations that failed or timed out), ``fallbacks`` (operations done on local state
+        instead), ``round_trips`` (all of them), ``path_round_trips`` (those on a request's
+        path, before its answer: one per attempt), ``admissions``, ``refusals`` (every
+        candidate full or cooling on the shared state), ``events`` (cooldowns and pauses heard
+        from the channel)."""
+        if self._shared is None:
+            return {
+                "enabled": False,
+                "state": "off",
+                "connected": False,
+                "subscribed": False,
+                "errors": 0,
+                "fallbacks": 0,
+                "round_trips": 0,
+                "path_round_trips": 0,
+                "admissions": 0,
+                "refusals": 0,
+                "events": 0,
+            }
+        return self._shared.status()
+
+    async def aconnect(self, wait: float = 1.0) -> bool:
+        """Connect to Redis now, on the running loop, and start listening to the other
+        routers (rather than at the first request). True when Redis answered and the listener
+        subscribed within ``wait`` seconds; False (never an error) when it did not, or there is
+        no ``redis_url``: the router then routes on its own state and keeps trying."""
+        if self._shared is None:
+            return False
+        return await self._shared.connect(wait)
+
+    def connect(self, wait: float = 1.0) -> bool:
+        """:meth:`aconnect` from plain code (on rxllm's background loop)."""
+        return run_sync(self.aconnect(wait))
+
+    async def aclose(self) -> None:
+        """Stop sharing: close this router's Redis connections and its listener. (They are
+        closed anyway when their event loop shuts down.)"""
+        if self._shared is not None:
+            await self._shared.aclose()
+
+    def on_shared_event(
+        self, callback: Callable[[str, str, str, float], Any]
+    ) -> Callable[[], None]:
+        """Call ``callback(kind, config, deployment_id, seconds)`` for every cooldown
+        (``"cool"``) and ``Retry-After`` pause (``"pause"``) heard on the Redis channel, after
+        it was applied to this router's state (its own included). Runs on the listener's
+        event loop. Returns a function that removes it."""
+        if self._shared is None:
+            raise ConfigurationError("on_shared_event needs a router made with redis_url=...")
+        return self._shared.add_listener(callback)
+
+    def _deployments_named(self, config: str, deployment: str) -> list[Deployment]:
+        """The deployments ``deployment`` of the configuration ``config`` (for events)."""
+        with self._lock:
+            entry = self._configs.get(config)
+            if entry is None:
+                return []
+            return [d for d in (*entry.deployments, *entry.dynamic.values()) if d.id == deployment]
 
     def on_attempt(self, callback: Callable[[Attempt], Any]) -> Callable[[], None]:
         """Call ``callback(attempt)`` after every attempt (deployment, latency, outcome,
