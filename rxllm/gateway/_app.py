@@ -120,6 +120,7 @@ class Gateway:
             self.metrics.redis_state(True)
         #: Spend records on their way to Redis.
         self._records: set[asyncio.Task[Any]] = set()
+        self._syncing: asyncio.Future[None] | None = None
         self.heartbeat = general.heartbeat_seconds
         self.max_body = int(general.max_request_size_mb * 1024 * 1024)
         self.clock = clock
@@ -156,10 +157,26 @@ class Gateway:
         app.add_routes(playground_routes(self.catalog, self._caller))  # the page at /
         if self.keys is not None and self.master_key:
             app.add_routes(key_routes(self.keys, self.master_key, self.shared))
+        app.on_startup.append(self._start)
         app.on_cleanup.append(self._close)
         return app
 
+    async def _start(self, _: web.Application) -> None:
+        router = self.catalog.router
+        if router.shared_status()["enabled"]:
+            await router.aconnect()  # an unreachable Redis is said now, not at a request
+            self._syncing = asyncio.ensure_future(self._sync_router_metrics())
+
+    async def _sync_router_metrics(self) -> None:
+        """Each second, the router's Redis figures into the metrics (each worker its own)."""
+        while True:
+            self.metrics.router_shared(self.catalog.router.shared_status())
+            await asyncio.sleep(1.0)  # a reporting period, not a synchronisation
+
     async def _close(self, _: web.Application) -> None:
+        if self._syncing is not None:
+            self._syncing.cancel()
+        await self.catalog.router.aclose()
         if self._records:
             await asyncio.wait(self._records, timeout=5)
         if self.shared is not None:
@@ -242,6 +259,7 @@ class Gateway:
             return
         if self.shared is not None:
             refusal = await self.shared.admit(key, model, request["request_id"])
+            self.metrics.redis_round_trips.inc()
         else:
             now = self.clock()
             refusal = key.refusal(model, now) or self.limits.admit(key, now)
@@ -529,6 +547,7 @@ class Gateway:
         return web.Response(status=503 if self.draining else 200, body=body, content_type=_JSON)
 
     async def _metrics(self, _: web.Request) -> web.StreamResponse:
+        self.metrics.router_shared(self.catalog.router.shared_status())
         body = self.metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 

@@ -940,7 +940,9 @@ class Catalog:
         :class:`~rxllm.router.Router` with the config's settings when None; set the prices."""
         self.config = config
         cache = config.cache.build() if config.cache is not None else None
-        self.router = router or Router(**msgspec.structs.asdict(config.router), cache=cache)
+        self.router = router or Router(
+            **msgspec.structs.asdict(config.router), cache=cache, redis_url=config.redis_url
+        )
         groups: dict[str, list[ModelEntry]] = {}
         for entry in config.models:
             groups.setdefault(entry.model_name, []).append(entry)

@@ -101,6 +101,43 @@ class Metrics:
             registry=registry,
         )
 
+        self.redis_round_trips = Counter(
+            "rxllm_redis_path_round_trips",
+            "Redis round trips made on requests' paths (the key's check, the router's "
+            "admission), before their answers.",
+            registry=registry,
+        )
+        self.router_redis_up = Gauge(
+            "rxllm_router_redis_up",
+            "1 while the router's shared state on Redis answers, 0 while it routes alone.",
+            ["instance_pid"],
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
+        self.router_redis_fallbacks = Counter(
+            "rxllm_router_redis_fallbacks",
+            "Router operations done on this instance's own state because Redis did not answer.",
+            registry=registry,
+        )
+        self._router_seen = {"path_round_trips": 0, "fallbacks": 0}
+
+    def router_shared(self, status: dict[str, Any]) -> None:
+        """Bring the router's Redis figures up to date (``Router.shared_status()``)."""
+        if not status.get("enabled"):
+            return
+        seen = self._router_seen
+        trips = status["path_round_trips"] - seen["path_round_trips"]
+        fallbacks = status["fallbacks"] - seen["fallbacks"]
+        if trips > 0:
+            self.redis_round_trips.inc(trips)
+        if fallbacks > 0:
+            self.router_redis_fallbacks.inc(fallbacks)
+        seen["path_round_trips"], seen["fallbacks"] = (
+            status["path_round_trips"],
+            status["fallbacks"],
+        )
+        self.router_redis_up.labels(str(os.getpid())).set(1 if status["connected"] else 0)
+
     def redis_state(self, up: bool) -> None:
         """Redis came back (``up``) or went away."""
         self.redis_up.labels(str(os.getpid())).set(1 if up else 0)
