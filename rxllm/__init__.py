@@ -46,8 +46,10 @@ _LAZY = {
     "estimate_tokens": "rxllm.tokens",
     "estimate_request_tokens": "rxllm.tokens",
     "calculate_cost": "rxllm.pricing",
+    "ResponseCache": "rxllm.cache",
 }
 _SUBMODULES = {
+    "cache",
     "errors",
     "ops",
     "pricing",
@@ -67,12 +69,14 @@ __all__ = [
     "EmbeddingResponse",
     "LLMError",
     "Message",
+    "ResponseCache",
     "ToolCall",
     "Usage",
     "__version__",
     "aclose",
     "acompletion",
     "aembedding",
+    "cache",
     "calculate_cost",
     "completion",
     "embedding",
@@ -100,6 +104,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from . import cache as cache
     from . import errors as errors
     from . import ops as ops
     from . import pricing as pricing
@@ -114,6 +119,7 @@ if TYPE_CHECKING:
     from ._api import aembedding as aembedding
     from ._api import completion as completion
     from ._api import embedding as embedding
+    from .cache import ResponseCache as ResponseCache
     from .errors import LLMError as LLMError
     from .errors import error_summary as error_summary
     from .errors import is_llm_error as is_llm_error

@@ -36,7 +36,7 @@ from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignme
 from ._assemble import Assembler, ToolCallParts, assemble
 from ._places import Place, PlaceScheduler, Timer, subscriber_place
 from .errors import APITimeoutError
-from .pricing import calculate_cost
+from .pricing import cost_of
 from .tokens import estimate_tokens
 from .types import ChatChunk, ChatResponse, ToolCall
 
@@ -233,12 +233,7 @@ class _Meter:
                 usage.completion_tokens,
                 False,
             )
-            cached = 0
-            if usage.prompt_tokens_details is not None:
-                cached = usage.prompt_tokens_details.cached_tokens or 0
-            cost = calculate_cost(
-                response.provider, response.model, prompt_tokens, completion, cached_tokens=cached
-            )
+            cost = cost_of(response.provider, response.model, usage)
         else:
             completion, estimated = _estimate_completion(response), True
         generating = end - self.first if self.first is not None else 0.0

@@ -60,10 +60,15 @@ class ImageURL(_Omit):
 
 class TextPart(_Omit, tag="text", tag_field="type"):
     text: str
+    #: A prompt-caching breakpoint (``{"type": "ephemeral"}``, optionally ``"ttl": "1h"``),
+    #: as Anthropic and LiteLLM write it: the Anthropic provider sends it on this block;
+    #: providers without it leave it out.
+    cache_control: dict[str, Any] | None = None
 
 
 class ImagePart(_Omit, tag="image_url", tag_field="type"):
     image_url: ImageURL
+    cache_control: dict[str, Any] | None = None
 
 
 ContentPart = TextPart | ImagePart
@@ -129,6 +134,9 @@ class Message(_Omit):
     #: Opaque provider data that must round-trip with this message (e.g. a signed thinking
     #: block); rxllm's provider modules read it back when the message is sent again.
     provider_fields: dict[str, Any] | None = None
+    #: A prompt-caching breakpoint on the whole message (LiteLLM's form): the Anthropic
+    #: provider puts it on the message's last block; providers without it leave it out.
+    cache_control: dict[str, Any] | None = None
 
     @property
     def text(self) -> str:
@@ -145,11 +153,34 @@ class Message(_Omit):
 
 
 class PromptTokensDetails(_Omit):
+    """What the prompt tokens were made of; every count is a part of ``prompt_tokens``.
+
+    ``cached_tokens`` and ``audio_tokens`` are OpenAI's fields. ``cache_creation_tokens`` (and
+    its part ``cache_creation_1h_tokens``) are rxllm's, named as LiteLLM names them: an OpenAI
+    client reading rxllm's JSON ignores them.
+    """
+
+    #: Prompt tokens read from the provider's prompt cache (OpenAI ``cached_tokens``,
+    #: Anthropic ``cache_read_input_tokens``, Gemini ``cachedContentTokenCount``, DeepSeek
+    #: ``prompt_cache_hit_tokens``).
     cached_tokens: int | None = None
     audio_tokens: int | None = None
+    #: Prompt tokens written to the prompt cache by this call (Anthropic
+    #: ``cache_creation_input_tokens``), which some providers bill at a premium.
+    cache_creation_tokens: int | None = None
+    #: The part of ``cache_creation_tokens`` written with a 1-hour lifetime (Anthropic
+    #: ``cache_creation.ephemeral_1h_input_tokens``), billed at a higher premium than the
+    #: default 5 minutes.
+    cache_creation_1h_tokens: int | None = None
 
 
 class CompletionTokensDetails(_Omit):
+    """What the completion tokens were made of; every count is a part of
+    ``completion_tokens`` (OpenAI's fields)."""
+
+    #: Thinking tokens (OpenAI ``reasoning_tokens``, Gemini ``thoughtsTokenCount``, DeepSeek
+    #: ``reasoning_tokens``, Anthropic ``output_tokens_details.thinking_tokens`` where its API
+    #: reports it; older Anthropic answers count thinking inside ``completion_tokens`` only).
     reasoning_tokens: int | None = None
     audio_tokens: int | None = None
     accepted_prediction_tokens: int | None = None
@@ -157,11 +188,52 @@ class CompletionTokensDetails(_Omit):
 
 
 class Usage(msgspec.Struct, kw_only=True, gc=False):
+    """Token counts of one call, shaped like OpenAI's ``usage``.
+
+    As in OpenAI's, ``prompt_tokens`` counts *all* input tokens: those read from the prompt
+    cache and those written to it included (Anthropic's ``input_tokens`` leaves both out; rxllm
+    adds them back). ``completion_tokens`` counts all output tokens, thinking included. The
+    details say what those totals were made of, each part *inside* its total:
+
+    - ``prompt_tokens_details.cached_tokens``: read from the cache (cheaper);
+    - ``prompt_tokens_details.cache_creation_tokens``: written to the cache (dearer at
+      Anthropic), of which ``cache_creation_1h_tokens`` with the 1-hour lifetime;
+    - ``completion_tokens_details.reasoning_tokens``: thinking.
+
+    So the prompt tokens billed at the plain input price are ``prompt_tokens - cached_tokens -
+    cache_creation_tokens`` (:attr:`uncached_prompt_tokens`). A usage is reported once per call,
+    in the chunk that carries it (for a stream, usually the last); it is never a sum over
+    chunks. :func:`rxllm.pricing.cost_of` bills each part at its own rate.
+    """
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
     prompt_tokens_details: PromptTokensDetails | None = None
     completion_tokens_details: CompletionTokensDetails | None = None
+
+    @property
+    def cache_read_tokens(self) -> int:
+        """Prompt tokens read from the cache (0 when not reported)."""
+        details = self.prompt_tokens_details
+        return (details.cached_tokens or 0) if details is not None else 0
+
+    @property
+    def cache_write_tokens(self) -> int:
+        """Prompt tokens written to the cache (0 when not reported)."""
+        details = self.prompt_tokens_details
+        return (details.cache_creation_tokens or 0) if details is not None else 0
+
+    @property
+    def uncached_prompt_tokens(self) -> int:
+        """Prompt tokens neither read from nor written to the cache."""
+        return max(self.prompt_tokens - self.cache_read_tokens - self.cache_write_tokens, 0)
+
+    @property
+    def reasoning_tokens(self) -> int:
+        """Completion tokens spent thinking (0 when not reported apart)."""
+        details = self.completion_tokens_details
+        return (details.reasoning_tokens or 0) if details is not None else 0
 
 
 # --- streaming -----------------------------------------------------------------------------

@@ -50,6 +50,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "ops": ("rxllm.ops",),
     # The calls users make: completion(), the streaming helpers, argument checks.
     "entry": ("rxllm._api", "rxllm.streaming", "rxllm._checks"),
+    # The response cache: keys, stores (memory, Redis), the stream that replays a hit. Above
+    # entry (it calls like completion() does), below router (a router may have one).
+    "cache": ("rxllm.cache",),
     # Deployments, fallbacks, retries over the entry layer.
     "router": ("rxllm.router",),
     # The server: OpenAI and Anthropic wire formats over the router (`rxllm serve`).
@@ -68,11 +71,25 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "stream": frozenset({"base", "places", "contract", "transport"}),  # no provider module
     "ops": frozenset({"base", "places"}),  # operate on chunks, whatever made them
     "entry": frozenset({"base", "places", "contract", "transport", "providers", "stream", "ops"}),
-    "router": frozenset(
+    "cache": frozenset(
         {"base", "places", "contract", "transport", "providers", "stream", "ops", "entry"}
     ),
+    "router": frozenset(
+        {"base", "places", "contract", "transport", "providers", "stream", "ops", "entry", "cache"}
+    ),
     "gateway": frozenset(
-        {"base", "places", "contract", "transport", "providers", "stream", "ops", "entry", "router"}
+        {
+            "base",
+            "places",
+            "contract",
+            "transport",
+            "providers",
+            "stream",
+            "ops",
+            "entry",
+            "cache",
+            "router",
+        }
     ),
     "face": frozenset(
         {
@@ -84,6 +101,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
             "stream",
             "ops",
             "entry",
+            "cache",
             "router",
             "gateway",
         }

@@ -140,3 +140,23 @@ def test_set_price_adds_and_overrides() -> None:
         pricing._overrides.clear()
     with pytest.raises(ValueError):
         pricing.set_price("openai", "m", input=-1, output=0)
+
+
+def test_cache_write_prices_follow_anthropics_published_multipliers() -> None:
+    # Anthropic's pricing page: 5-minute cache writes 1.25x the base input price, 1-hour writes
+    # 2x, cache hits 0.1x (Claude Haiku 3 rounded there: $0.30 / $0.50 / $0.03 on $0.25).
+    models = rxllm.pricing.price_table().models
+    for name, price in models["anthropic"].items():
+        assert price.cache_write is not None and price.cache_write_1h is not None, name
+        assert price.cached_input is not None, name
+        if name == "claude-3-haiku":
+            assert (price.cache_write, price.cache_write_1h, price.cached_input) == (0.3, 0.5, 0.03)
+            continue
+        assert price.cache_write == pytest.approx(price.input * 1.25), name
+        assert price.cache_write_1h == pytest.approx(price.input * 2), name
+        assert price.cached_input == pytest.approx(price.input * 0.1), name
+    # Nobody else bills a write premium or prices thinking apart from output.
+    for provider, rows in models.items():
+        assert all(p.reasoning is None for p in rows.values()), provider
+        if provider != "anthropic":
+            assert all(p.cache_write is None and p.cache_write_1h is None for p in rows.values())

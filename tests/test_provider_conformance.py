@@ -105,6 +105,24 @@ def _anthropic_stream_text(body: bytes) -> str:
     )
 
 
+def _responses_stream_text(body: bytes) -> str:
+    return "".join(
+        frame["delta"]
+        for frame in _sse_payloads(body)
+        if frame.get("type") == "response.output_text.delta"
+    )
+
+
+def _responses_text(answer: Any) -> str:
+    return "".join(
+        part["text"]
+        for item in answer["output"]
+        if item["type"] == "message"
+        for part in item["content"]
+        if part["type"] == "output_text"
+    )
+
+
 def _gemini_text(answer: Any) -> str:
     parts = answer["candidates"][0].get("content", {}).get("parts", [])
     return "".join(p.get("text", "") for p in parts if not p.get("thought"))
@@ -151,6 +169,14 @@ FORMATS = {
         lambda answer: "".join(b["text"] for b in answer["content"] if b["type"] == "text"),
         _anthropic_error,
     ),
+    "openai_responses": Format(
+        "openai_responses/stream_text.sse",
+        "openai_responses/response_text.json",
+        "text/event-stream",
+        _responses_stream_text,
+        _responses_text,
+        _openai_error,
+    ),
     "gemini": Format(
         "gemini/stream_text.sse",
         "gemini/response_text.json",
@@ -195,6 +221,7 @@ CASES = {
     case.provider: case
     for case in (
         Case("openai", model="gpt-4o"),
+        Case("openai_responses", FORMATS["openai_responses"], "gpt-4.1-nano"),
         Case("anthropic", FORMATS["anthropic"], "claude-3-opus-20240229", path=""),
         Case("gemini", FORMATS["gemini"], "gemini-2.5-flash", path=""),
         Case("ollama", FORMATS["ollama"], "gemma3:1b", path=""),

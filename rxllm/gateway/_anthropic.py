@@ -12,8 +12,10 @@ Anthropic's typed SSE events (``message_start``, ``content_block_start/delta/sto
 ``message`` body. Anthropic's own stop reason is kept when the upstream gave one.
 
 Usage: rxllm's ``prompt_tokens`` counts cache reads and writes; Anthropic's ``input_tokens``
-does not. Cache reads (``cached_tokens``) are taken back out; cache writes have no field in
-rxllm's ``Usage``, so they stay in ``input_tokens`` (``cache_creation_input_tokens`` is 0).
+does not. Both are taken back out: cache reads (``cached_tokens``) become
+``cache_read_input_tokens``, cache writes (``cache_creation_tokens``) become
+``cache_creation_input_tokens``, with their 5-minute / 1-hour split in ``cache_creation`` when
+the upstream told it.
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ class _Wire(msgspec.Struct, gc=False):
 
 class _Text(_Wire, tag="text", tag_field="type"):
     text: str
+    #: A prompt-caching breakpoint: kept, so an Anthropic upstream caches what the client
+    #: asked it to (other providers' modules leave it out).
+    cache_control: dict[str, Any] | None = None
 
 
 class _Base64Source(_Wire, tag="base64", tag_field="type"):
@@ -67,6 +72,7 @@ class _URLSource(_Wire, tag="url", tag_field="type"):
 
 class _Image(_Wire, tag="image", tag_field="type"):
     source: _Base64Source | _URLSource
+    cache_control: dict[str, Any] | None = None
 
 
 class _ToolUse(_Wire, tag="tool_use", tag_field="type"):
@@ -332,7 +338,7 @@ def _system(system: str | list[_Text] | None) -> list[Message]:
         return []
     if isinstance(system, str):
         return [Message(role="system", content=system)]
-    return [Message(role="system", content=block.text) for block in system]
+    return [Message(role="system", content=_simplest([_text_part(block)])) for block in system]
 
 
 def _turn(turn: _UserTurn | _AssistantTurn | _SystemTurn, at: str) -> list[Message]:
@@ -352,7 +358,7 @@ def _user(content: str | list[_Block], at: str) -> list[Message]:
     parts: list[ContentPart] = []
     for j, block in enumerate(content):
         if isinstance(block, _Text):
-            parts.append(TextPart(text=block.text))
+            parts.append(_text_part(block))
         elif isinstance(block, _Image):
             parts.append(_image_part(block))
         elif isinstance(block, _ToolResult):
@@ -364,9 +370,14 @@ def _user(content: str | list[_Block], at: str) -> list[Message]:
     return messages
 
 
+def _text_part(block: _Text) -> TextPart:
+    return TextPart(text=block.text, cache_control=block.cache_control)
+
+
 def _simplest(parts: list[ContentPart]) -> str | list[ContentPart]:
-    """One text part is plain text (which every provider takes); anything else stays parts."""
-    if len(parts) == 1 and isinstance(parts[0], TextPart):
+    """One text part is plain text (which every provider takes), unless it carries a cache
+    breakpoint; anything else stays parts."""
+    if len(parts) == 1 and isinstance(parts[0], TextPart) and parts[0].cache_control is None:
         return parts[0].text
     return parts
 
@@ -378,7 +389,7 @@ def _image_part(block: _Image) -> ImagePart:
         url = f"data:{source.media_type};base64,{source.data}"
     else:
         url = source.url
-    return ImagePart(image_url=ImageURL(url=url))
+    return ImagePart(image_url=ImageURL(url=url), cache_control=block.cache_control)
 
 
 def _tool_message(block: _ToolResult) -> Message:
@@ -390,7 +401,7 @@ def _tool_message(block: _ToolResult) -> Message:
     else:
         content = _simplest(
             [
-                TextPart(text=part.text) if isinstance(part, _Text) else _image_part(part)
+                _text_part(part) if isinstance(part, _Text) else _image_part(part)
                 for part in block.content
             ]
         )
@@ -510,11 +521,17 @@ class _OutputTokensDetails(_Wire):
     thinking_tokens: int
 
 
+class _CacheCreationOut(_Wire):
+    ephemeral_5m_input_tokens: int
+    ephemeral_1h_input_tokens: int
+
+
 class _UsageOut(_Wire, omit_defaults=True):
     input_tokens: int
     output_tokens: int
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
+    cache_creation: _CacheCreationOut | None = None
     output_tokens_details: _OutputTokensDetails | None = None
 
 
@@ -565,7 +582,8 @@ def _stop_reason(finish: str | None, native: str | None, used_tools: bool) -> st
 
 
 def _usage_out(usage: Usage | None) -> _UsageOut:
-    """rxllm's usage -> Anthropic's: cache reads leave ``input_tokens`` for their own field."""
+    """rxllm's usage -> Anthropic's: cache reads and cache writes leave ``input_tokens`` for
+    fields of their own (``input_tokens`` is the uncached rest, as Anthropic counts it)."""
     if usage is None:
         return _UsageOut(
             input_tokens=0,
@@ -573,15 +591,21 @@ def _usage_out(usage: Usage | None) -> _UsageOut:
             cache_creation_input_tokens=0,
             cache_read_input_tokens=0,
         )
+    cached, written = usage.cache_read_tokens, usage.cache_write_tokens
     prompt = usage.prompt_tokens_details
-    cached = (prompt.cached_tokens or 0) if prompt is not None else 0
+    split = None
+    if written:
+        reported_1h = (prompt.cache_creation_1h_tokens or 0) if prompt is not None else 0
+        written_1h = min(reported_1h, written)
+        split = _CacheCreationOut(written - written_1h, written_1h)
     completion = usage.completion_tokens_details
     reasoning = completion.reasoning_tokens if completion is not None else None
     return _UsageOut(
-        input_tokens=max(usage.prompt_tokens - cached, 0),
+        input_tokens=usage.uncached_prompt_tokens,
         output_tokens=usage.completion_tokens,
-        cache_creation_input_tokens=0,
+        cache_creation_input_tokens=written,
         cache_read_input_tokens=cached,
+        cache_creation=split,
         output_tokens_details=None if reasoning is None else _OutputTokensDetails(reasoning),
     )
 

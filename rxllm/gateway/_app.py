@@ -39,16 +39,16 @@ from reactivex import Observable
 from .. import providers
 from .._api import aembedding
 from .._flow import TIMED_OUT, StreamIterator
-from ..errors import ConfigurationError
-from ..pricing import calculate_cost
+from ..cache import CACHE_HEADER, is_cache_hit
 from ..streaming import SSE_HEADERS
 from ..tokens import estimate_request_tokens
 from ..types import ChatChunk, ChatResponse, Usage
-from . import _anthropic, _openai
+from . import _anthropic, _openai, _prices
 from ._config import Catalog, GatewayConfig
 from ._errors import GatewayError, WireError, anthropic_error_body, describe, openai_error_body
 from ._keys import KeyLimits, KeyStore, VirtualKey, authenticate, key_routes, unauthenticated
 from ._metrics import CONTENT_TYPE, Metrics, RequestMetrics
+from ._playground import playground_routes
 from ._shared import SharedKeys
 
 __all__ = ["Gateway"]
@@ -120,6 +120,7 @@ class Gateway:
             self.metrics.redis_state(True)
         #: Spend records on their way to Redis.
         self._records: set[asyncio.Task[Any]] = set()
+        self._syncing: asyncio.Future[None] | None = None
         self.heartbeat = general.heartbeat_seconds
         self.max_body = int(general.max_request_size_mb * 1024 * 1024)
         self.clock = clock
@@ -153,12 +154,29 @@ class Gateway:
                 web.get("/metrics", self._metrics),
             ]
         )
+        app.add_routes(playground_routes(self.catalog, self._caller))  # the page at /
         if self.keys is not None and self.master_key:
             app.add_routes(key_routes(self.keys, self.master_key, self.shared))
+        app.on_startup.append(self._start)
         app.on_cleanup.append(self._close)
         return app
 
+    async def _start(self, _: web.Application) -> None:
+        router = self.catalog.router
+        if router.shared_status()["enabled"]:
+            await router.aconnect()  # an unreachable Redis is said now, not at a request
+            self._syncing = asyncio.ensure_future(self._sync_router_metrics())
+
+    async def _sync_router_metrics(self) -> None:
+        """Each second, the router's Redis figures into the metrics (each worker its own)."""
+        while True:
+            self.metrics.router_shared(self.catalog.router.shared_status())
+            await asyncio.sleep(1.0)  # a reporting period, not a synchronisation
+
     async def _close(self, _: web.Application) -> None:
+        if self._syncing is not None:
+            self._syncing.cancel()
+        await self.catalog.router.aclose()
         if self._records:
             await asyncio.wait(self._records, timeout=5)
         if self.shared is not None:
@@ -241,6 +259,7 @@ class Gateway:
             return
         if self.shared is not None:
             refusal = await self.shared.admit(key, model, request["request_id"])
+            self.metrics.redis_round_trips.inc()
         else:
             now = self.clock()
             refusal = key.refusal(model, now) or self.limits.admit(key, now)
@@ -256,9 +275,9 @@ class Gateway:
         usage: Usage | None,
     ) -> None:
         """Price a request's usage; add it to its key's spend and to the metrics."""
-        if usage is None:
-            return
-        cost = _cost(provider, model, usage)
+        if usage is None or request.get("cache_hit"):
+            return  # a cache hit costs nothing
+        cost = _prices.cost(provider, model, usage)
         request["metrics"].usage(usage.prompt_tokens, usage.completion_tokens, cost)
         key = caller.key
         if key is None:
@@ -307,12 +326,12 @@ class Gateway:
         name = self._resolve(request, chat.model)
         await self._admit(request, caller, chat.model)
         router = self.catalog.router
+        params = self._cache_param(chat.params, chat_completions=True)
         if not chat.stream:
-            response = await router.acompletion(name, chat.messages, **chat.params)
+            response = await router.acompletion(name, chat.messages, **params)
             return self._answered(request, caller, response, _openai.render_chat(response))
-        stream = await router.acompletion(
-            name, chat.messages, stream=True, replay=False, **chat.params
-        )
+        stream = await router.acompletion(name, chat.messages, stream=True, replay=False, **params)
+        self._cached(request, stream)
         frames = _openai.OpenAIFrames(include_usage=chat.include_usage)
         return await self._relay(request, caller, stream, frames, chat.messages)
 
@@ -324,7 +343,7 @@ class Gateway:
         await self._admit(request, caller, call.model)
         router = self.catalog.router
         message_id = "msg_" + secrets.token_hex(12)
-        params = self._thinking_as_taken(name, call.params)
+        params = self._cache_param(self._thinking_as_taken(name, call.params), messages=True)
         if not call.stream:
             response = await router.acompletion(name, call.messages, **params)
             body = _anthropic.render_message(response, model=call.model, message_id=message_id)
@@ -332,6 +351,29 @@ class Gateway:
         stream = await router.acompletion(name, call.messages, stream=True, replay=False, **params)
         frames = _anthropic.AnthropicStream(model=call.model, message_id=message_id)
         return await self._relay(request, caller, stream, frames, call.messages)
+
+    def _cache_param(
+        self, params: dict[str, Any], *, chat_completions: bool = False, messages: bool = False
+    ) -> dict[str, Any]:
+        """The request's ``cache`` control as the router takes it: dropped when no cache is
+        configured (LiteLLM ignores it then), off for an endpoint the cache does not cover."""
+        settings = self.config.cache
+        if settings is None:
+            return (
+                {k: v for k, v in params.items() if k != "cache"} if "cache" in params else params
+            )
+        covered = (chat_completions and settings.chat_completions) or (
+            messages and settings.messages
+        )
+        return params if covered else {**params, "cache": False}
+
+    def _cached(self, request: web.Request, answer: object) -> None:
+        """Note whether the cache answered (header, metric; a hit costs nothing)."""
+        if self.config.cache is None:
+            return
+        hit = is_cache_hit(answer)
+        request["cache_hit"] = hit
+        self.metrics.cache.labels("hit" if hit else "miss").inc()
 
     def _thinking_as_taken(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """Anthropic's ``thinking`` as the configured deployments take it: as it is where
@@ -352,6 +394,7 @@ class Gateway:
     def _answered(
         self, request: web.Request, caller: Caller, response: ChatResponse, body: bytes
     ) -> web.Response:
+        self._cached(request, response)
         measured: RequestMetrics = request["metrics"]
         self._account(request, caller, response.provider, response.model, response.usage)
         measured.finished(200, _since(request))
@@ -504,28 +547,9 @@ class Gateway:
         return web.Response(status=503 if self.draining else 200, body=body, content_type=_JSON)
 
     async def _metrics(self, _: web.Request) -> web.StreamResponse:
+        self.metrics.router_shared(self.catalog.router.shared_status())
         body = self.metrics.exposition()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
-
-
-def _cost(provider: str, model: str, usage: Usage) -> float | None:
-    """The price table's cost of ``usage``; a provider that serves others' models (an
-    OpenAI-compatible server answering for ``gpt-4o``) is priced as the model's own."""
-    details = usage.prompt_tokens_details
-    cached = (details.cached_tokens or 0) if details is not None else 0
-    prompt, completion = usage.prompt_tokens, usage.completion_tokens
-    for name in (provider, *_served_for(provider)):
-        cost = calculate_cost(name, model, prompt, completion, cached_tokens=cached)
-        if cost is not None:
-            return cost
-    return None
-
-
-def _served_for(provider: str) -> tuple[str, ...]:
-    try:
-        return providers.provider_info(provider).serves_others_of
-    except ConfigurationError:
-        return ()
 
 
 @functools.cache
@@ -572,8 +596,13 @@ def _since(request: web.Request) -> float:
 
 
 def _ids(request: web.Request) -> dict[str, str]:
+    """The response's own headers: its request id, and whether the cache answered."""
     request_id = request["request_id"]
-    return {"x-request-id": request_id, "request-id": request_id}
+    headers = {"x-request-id": request_id, "request-id": request_id}
+    hit = request.get("cache_hit")
+    if hit is not None:
+        headers[CACHE_HEADER] = "hit" if hit else "miss"
+    return headers
 
 
 def _endpoint(request: web.Request) -> str:

@@ -68,6 +68,7 @@ import msgspec
 
 from .. import pricing, providers
 from .._secrets import is_credential_header, masked_url, url_credentials
+from ..cache import CacheSettings, cache_settings_from_litellm
 from ..errors import ConfigurationError, Redactor
 from ..router import STRATEGIES, Router, Settings
 from ..router._config import ConfigSpec, DeploymentSpec, make_deployment
@@ -167,6 +168,8 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     aliases: dict[str, ModelAlias] = msgspec.field(default_factory=dict)
     #: ``router_settings.redis_url``, kept for shared state across gateways.
     redis_url: str | None = None
+    #: The response cache ``litellm_settings.cache`` / ``cache_params`` ask for (None: off).
+    cache: CacheSettings | None = None
 
     def __repr__(self) -> str:
         redis = f", redis_url={masked_url(self.redis_url)!r}" if self.redis_url else ""
@@ -203,6 +206,8 @@ class _Prices(msgspec.Struct, kw_only=True):
 
 class _ModelInfo(_Prices, kw_only=True):
     id: str | int | None = None
+    #: Whether this model group's requests use the response cache (None: its ``mode``).
+    cache: bool | None = None
 
 
 #: ``fallbacks: [{"gpt-4o": ["claude"]}, ...]`` (a bare name: a fallback of every group).
@@ -356,16 +361,25 @@ class _Parser:
         models = self.models(file.model_list, lite.drop_params)
         names = list(dict.fromkeys(m.model_name for m in models))
         aliases = _aliases(routing.model_group_alias or {}, names)
+        cache = cache_settings_from_litellm(
+            lite_data, redis_url=routing.redis_url, environ=self.environ
+        )
+        if cache is not None:
+            self.found += [f"litellm_settings.{path}" for path in cache.ignored]
+        groups = self.groups(names, aliases, routing, lite)
+        for name, cached in _cache_choices(models).items():
+            groups[name] = msgspec.structs.replace(groups[name], cache=cached)
         return GatewayConfig(
             models=models,
             router=_settings(routing, lite),
-            groups=self.groups(names, aliases, routing, lite),
+            groups=groups,
             general=general,
             litellm_settings=lite_data,
             unsupported=tuple(dict.fromkeys(self.found)),
             source=self.source,
             aliases=aliases,
             redis_url=routing.redis_url,
+            cache=cache,
         )
 
     # --- keys --------------------------------------------------------------------------------
@@ -749,6 +763,16 @@ def _first(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
+def _cache_choices(models: Sequence[ModelEntry]) -> dict[str, bool]:
+    """Model groups whose ``model_info.cache`` opts them in or out of the response cache."""
+    chosen: dict[str, bool] = {}
+    for entry in models:
+        cached = entry.model_info.get("cache")
+        if isinstance(cached, bool):
+            chosen.setdefault(entry.model_name, cached)
+    return chosen
+
+
 def _register_dict(spec: DeploymentSpec) -> dict[str, Any]:
     """A spec as ``register(deployments=[...])`` takes it (default parameters flat)."""
     fields = {f: getattr(spec, f) for f in spec.__struct_fields__ if f != "params"}
@@ -915,7 +939,10 @@ class Catalog:
         """Register every model_name (but wildcards, registered per match) on ``router``, a new
         :class:`~rxllm.router.Router` with the config's settings when None; set the prices."""
         self.config = config
-        self.router = router or Router(**msgspec.structs.asdict(config.router))
+        cache = config.cache.build() if config.cache is not None else None
+        self.router = router or Router(
+            **msgspec.structs.asdict(config.router), cache=cache, redis_url=config.redis_url
+        )
         groups: dict[str, list[ModelEntry]] = {}
         for entry in config.models:
             groups.setdefault(entry.model_name, []).append(entry)
@@ -994,6 +1021,7 @@ class Catalog:
             timeout=policy.timeout,
             fallbacks=list(policy.fallbacks),
             context_window_fallbacks=list(policy.context_window_fallbacks),
+            cache=policy.cache,
         )
 
 

@@ -82,6 +82,12 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
+        self.cache = Counter(
+            "rxllm_cache_requests",
+            "Requests that could use the response cache, by result (hit, miss).",
+            ["result"],
+            registry=registry,
+        )
         self.redis_up = Gauge(
             "rxllm_redis_up",
             "1 while the shared state on Redis answers, 0 while this instance goes on alone.",
@@ -94,6 +100,43 @@ class Metrics:
             "Times Redis stopped answering and this instance went on with its own state.",
             registry=registry,
         )
+
+        self.redis_round_trips = Counter(
+            "rxllm_redis_path_round_trips",
+            "Redis round trips made on requests' paths (the key's check, the router's "
+            "admission), before their answers.",
+            registry=registry,
+        )
+        self.router_redis_up = Gauge(
+            "rxllm_router_redis_up",
+            "1 while the router's shared state on Redis answers, 0 while it routes alone.",
+            ["instance_pid"],
+            registry=registry,
+            multiprocess_mode="liveall",
+        )
+        self.router_redis_fallbacks = Counter(
+            "rxllm_router_redis_fallbacks",
+            "Router operations done on this instance's own state because Redis did not answer.",
+            registry=registry,
+        )
+        self._router_seen = {"path_round_trips": 0, "fallbacks": 0}
+
+    def router_shared(self, status: dict[str, Any]) -> None:
+        """Bring the router's Redis figures up to date (``Router.shared_status()``)."""
+        if not status.get("enabled"):
+            return
+        seen = self._router_seen
+        trips = status["path_round_trips"] - seen["path_round_trips"]
+        fallbacks = status["fallbacks"] - seen["fallbacks"]
+        if trips > 0:
+            self.redis_round_trips.inc(trips)
+        if fallbacks > 0:
+            self.router_redis_fallbacks.inc(fallbacks)
+        seen["path_round_trips"], seen["fallbacks"] = (
+            status["path_round_trips"],
+            status["fallbacks"],
+        )
+        self.router_redis_up.labels(str(os.getpid())).set(1 if status["connected"] else 0)
 
     def redis_state(self, up: bool) -> None:
         """Redis came back (``up``) or went away."""

@@ -67,6 +67,9 @@ class ProviderInfo(msgspec.Struct, frozen=True, kw_only=True):
     #: configuration file naming ``openai/<model>`` with a vLLM server's URL means this provider
     #: (LiteLLM's convention), see :func:`provider_for`.
     serves_others_of: tuple[str, ...] = ()
+    #: Providers whose price-table rows price this one's models when it has none of its own
+    #: (an OpenAI-compatible server answering for ``gpt-4o``; the Responses API's models).
+    priced_as: tuple[str, ...] = ()
     key_required: bool = True
     streaming: bool = True
     tools: bool = False
@@ -90,6 +93,20 @@ _REGISTRY: dict[str, ProviderInfo] = {
             vision=True,
             reasoning=False,
             embeddings=True,
+        ),
+        ProviderInfo(
+            name="openai_responses",
+            module="rxllm.providers.openai_responses",
+            # OpenAI's Responses API, or any Open Responses server at another api_base. No
+            # model patterns (a bare "gpt-5" stays with "openai") and no default model (quick
+            # setups keep one configuration per key): name it, openai_responses/<model>.
+            default_api_base="https://api.openai.com/v1",
+            env_keys=("OPENAI_API_KEY",),
+            env_api_base="OPENAI_BASE_URL",
+            priced_as=("openai",),
+            tools=True,
+            vision=True,
+            reasoning=True,
         ),
         ProviderInfo(
             name="anthropic",
@@ -179,6 +196,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
                 "llamafile",
             ),
             serves_others_of=("openai",),
+            priced_as=("openai",),
             key_required=False,
             tools=True,
             vision=True,

@@ -4,7 +4,14 @@ Requests: system messages are lifted into ``system``; ``max_tokens`` (required b
 defaults to :data:`DEFAULT_MAX_TOKENS`; OpenAI-style ``tools``/``tool_choice``, assistant
 ``tool_calls`` and ``role: tool`` results become ``tool_use``/``tool_result`` blocks;
 ``reasoning_effort`` becomes a ``thinking`` budget. Signed thinking blocks of an earlier answer
-travel back in the assistant message's ``provider_fields["thinking_blocks"]``.
+travel back in the assistant message's ``provider_fields["thinking_blocks"]``; an answer with
+blocks rxllm has no field for (server tools and their results, compaction, cited text) travels
+back whole, in order, from ``provider_fields["content_blocks"]``; citations are also listed in
+``provider_fields["citations"]``. ``cache_control`` on a content part, a message (its last
+block) or a tool is sent where Anthropic reads a prompt-caching breakpoint.
+
+Usage: ``prompt_tokens`` is ``input_tokens`` + cache writes + cache reads, the writes and reads
+kept apart in ``prompt_tokens_details`` (see :class:`rxllm.types.Usage`).
 
 Streams are typed SSE events (``message_start``, ``content_block_start/delta/stop``,
 ``message_delta``, ``message_stop``, ``ping``, ``error``), each decoded by msgspec into one
@@ -44,6 +51,7 @@ from ..types import (
     ChatChunk,
     ChatResponse,
     Choice,
+    CompletionTokensDetails,
     Delta,
     FunctionCall,
     FunctionCallDelta,
@@ -128,11 +136,33 @@ _encode = msgspec.json.Encoder().encode
 # --- wire structs ------------------------------------------------------------------------------
 
 
+class _CacheCreation(msgspec.Struct, gc=False):
+    ephemeral_5m_input_tokens: int = 0
+    ephemeral_1h_input_tokens: int = 0
+
+
+class _Iteration(msgspec.Struct, gc=False):
+    """One sampling step of a request (a server-side compaction, then the message)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation: _CacheCreation | None = None
+
+
+class _OutputDetails(msgspec.Struct, gc=False):
+    thinking_tokens: int | None = None
+
+
 class _Usage(msgspec.Struct, gc=False):
     input_tokens: int | None = None
     output_tokens: int | None = None
     cache_creation_input_tokens: int | None = None
     cache_read_input_tokens: int | None = None
+    cache_creation: _CacheCreation | None = None
+    iterations: list[_Iteration] | None = None
+    output_tokens_details: _OutputDetails | None = None
 
 
 class _Block(msgspec.Struct, gc=False):
@@ -144,6 +174,7 @@ class _Block(msgspec.Struct, gc=False):
     thinking: str | None = None
     signature: str | None = None
     data: str | None = None
+    citations: list[Any] | None = None
 
 
 class _Message(msgspec.Struct, gc=False):
@@ -161,6 +192,9 @@ class _Delta(msgspec.Struct, gc=False):
     thinking: str | None = None
     signature: str | None = None
     stop_reason: str | None = None
+    citation: Any = None
+    #: A ``compaction_delta``'s text.
+    content: str | None = None
 
 
 class _ErrorDetail(msgspec.Struct, gc=False):
@@ -176,7 +210,8 @@ class _Event(msgspec.Struct, gc=False):
     type: str
     index: Index = 0
     delta: _Delta | None = None
-    content_block: _Block | None = None
+    #: Decoded when the block starts (rare): typed, and as a dict when rxllm keeps it whole.
+    content_block: msgspec.Raw = msgspec.Raw(b"")
     message: _Message | None = None
     usage: _Usage | None = None
     error: _ErrorDetail | None = None
@@ -187,7 +222,14 @@ class _ErrorBody(msgspec.Struct, gc=False):
     request_id: str | None = None
 
 
+class _RawContent(msgspec.Struct, gc=False):
+    content: list[dict[str, Any]] = []
+
+
 _decode_event = msgspec.json.Decoder(_Event).decode
+_decode_block = msgspec.json.Decoder(_Block).decode
+_decode_dict = msgspec.json.Decoder(dict[str, Any]).decode
+_decode_raw_content = msgspec.json.Decoder(_RawContent).decode
 _decode_events = msgspec.json.Decoder(list[_Event]).decode
 _decode_message = msgspec.json.Decoder(_Message).decode
 _decode_error = msgspec.json.Decoder(_ErrorBody).decode
@@ -238,26 +280,67 @@ def error_from_body(
 
 
 def _usage(usage: _Usage | None, start: _Usage | None = None) -> Usage:
-    """Anthropic usage -> OpenAI's: cache reads and writes count as prompt tokens.
+    """Anthropic usage -> OpenAI's: cache reads and writes count as prompt tokens too, and stay
+    apart in the details (``cached_tokens``, ``cache_creation_tokens``).
 
     In a stream ``message_delta`` carries the final counts, but older API versions send only
-    ``output_tokens`` there: the rest then comes from ``message_start``."""
+    ``output_tokens`` there: the rest then comes from ``message_start`` (each count is taken
+    from one event, never added up across them). When server-side compaction ran, the
+    top-level counts are those of the final step only: the call's usage is then the sum of its
+    ``iterations``, as Anthropic bills it."""
+    iterations = usage.iterations if usage is not None else None
+    if iterations:
+        fresh = sum(step.input_tokens for step in iterations)
+        completion = sum(step.output_tokens for step in iterations)
+        written = sum(step.cache_creation_input_tokens for step in iterations)
+        cache_read = sum(step.cache_read_input_tokens for step in iterations)
+        written_1h = sum(
+            step.cache_creation.ephemeral_1h_input_tokens
+            for step in iterations
+            if step.cache_creation is not None
+        )
+    else:
 
-    def pick(name: str) -> int:
-        for source in (usage, start):
-            value = getattr(source, name, None) if source is not None else None
-            if value is not None:
-                return int(value)
-        return 0
+        def pick(name: str) -> int:
+            for source in (usage, start):
+                value = getattr(source, name, None) if source is not None else None
+                if value is not None:
+                    return int(value)
+            return 0
 
-    cache_read = pick("cache_read_input_tokens")
-    prompt = pick("input_tokens") + pick("cache_creation_input_tokens") + cache_read
-    completion = pick("output_tokens")
+        fresh, completion = pick("input_tokens"), pick("output_tokens")
+        written, cache_read = pick("cache_creation_input_tokens"), pick("cache_read_input_tokens")
+        split = next(
+            (s.cache_creation for s in (usage, start) if s is not None and s.cache_creation),
+            None,
+        )
+        written_1h = split.ephemeral_1h_input_tokens if split is not None else 0
+    prompt = fresh + written + cache_read
+    details = None
+    if cache_read or written:
+        details = PromptTokensDetails(
+            cached_tokens=cache_read or None,
+            cache_creation_tokens=written or None,
+            cache_creation_1h_tokens=min(written_1h, written) or None,
+        )
+    thinking = next(
+        (
+            s.output_tokens_details.thinking_tokens
+            for s in (usage, start)
+            if s is not None
+            and s.output_tokens_details is not None
+            and s.output_tokens_details.thinking_tokens is not None
+        ),
+        None,
+    )
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
-        prompt_tokens_details=PromptTokensDetails(cached_tokens=cache_read) if cache_read else None,
+        prompt_tokens_details=details,
+        completion_tokens_details=(
+            None if thinking is None else CompletionTokensDetails(reasoning_tokens=thinking)
+        ),
     )
 
 
@@ -276,6 +359,52 @@ def _finish(stop_reason: str | None) -> str | None:
     return None if stop_reason is None else FINISH_REASONS.get(stop_reason, "stop")
 
 
+#: Block types rxllm's own fields carry: text (without citations), tool_use and thinking.
+#: An answer with any other block (server tools and their results, compaction...) or a cited
+#: text block keeps its whole content in ``provider_fields["content_blocks"]``.
+_PLAIN_BLOCKS = frozenset({"text", "tool_use", "thinking", "redacted_thinking"})
+
+
+def _is_special(block: Mapping[str, Any]) -> bool:
+    kind = block.get("type")
+    return kind not in _PLAIN_BLOCKS or (kind == "text" and bool(block.get("citations")))
+
+
+class _Kept:
+    """One content block of a streamed answer, gathered as it arrives, so that the whole
+    content can be rebuilt in order when the answer has blocks rxllm has no field for."""
+
+    __slots__ = ("block", "parts")
+
+    def __init__(self, block: dict[str, Any]) -> None:
+        self.block = block
+        self.parts: list[str] = []  # text, partial JSON, thinking or compaction text
+
+    def build(self) -> dict[str, Any] | None:
+        """The block as it must go back; None for an empty text block (which Anthropic
+        refuses in a request, and which says nothing)."""
+        block = dict(self.block)
+        kind = block.get("type")
+        joined = "".join(self.parts)
+        if kind == "text":
+            block["text"] = (block.get("text") or "") + joined
+            if not block.get("citations"):
+                block.pop("citations", None)
+                if not block["text"]:
+                    return None
+        elif kind == "thinking":
+            block["thinking"] = (block.get("thinking") or "") + joined
+        elif kind == "compaction":
+            if self.parts:
+                block["content"] = (block.get("content") or "") + joined
+        elif "input" in block and self.parts:
+            try:
+                block["input"] = _decode_dict(joined.encode())
+            except (msgspec.DecodeError, RecursionError):
+                block["input"] = {}
+        return block
+
+
 # --- the stream --------------------------------------------------------------------------------
 
 
@@ -285,15 +414,21 @@ class AnthropicStreamParser(EventParser):
     Tool-use blocks get a tool-call ``index`` of their own (0, 1, ... in block order), so their
     ``input_json_delta`` fragments assemble like OpenAI's. A thinking block's text streams as
     ``reasoning_content``; when the block stops, the whole signed block is emitted once in
-    ``provider_fields["thinking_blocks"]`` so the next request can send it back.
+    ``provider_fields["thinking_blocks"]`` so the next request can send it back. Each citation
+    of a ``citations_delta`` is emitted in ``provider_fields["citations"]``. An answer with
+    blocks rxllm has no field for (server tools and their results, compaction) or with cited
+    text gets its whole content, in order, in ``provider_fields["content_blocks"]`` of the
+    finish chunk: the next request sends it back as it came.
     """
 
     __slots__ = (
+        "_blocks",
         "_created",
         "_id",
         "_model",
         "_name",
         "_requested",
+        "_special",
         "_start_usage",
         "_thinking",
         "_tools",
@@ -308,6 +443,8 @@ class AnthropicStreamParser(EventParser):
         self._start_usage: _Usage | None = None
         self._tools: dict[int, int] = {}  # content block index -> tool-call index
         self._thinking: dict[int, list[Any]] = {}  # block index -> [block, text parts...]
+        self._blocks: dict[int, _Kept] = {}  # every block of the answer, by index
+        self._special = False  # a block rxllm has no field for was seen
         self.done = False
 
     def _chunk(
@@ -368,12 +505,21 @@ class AnthropicStreamParser(EventParser):
             if delta is None:
                 return None
             dtype = delta.type
+            kept = self._blocks.get(ev.index)
             if dtype == "text_delta":
-                return self._chunk(Delta(content=delta.text)) if delta.text else None
-            if dtype == "input_json_delta":
-                tool = self._tools.get(ev.index)
-                if tool is None or not delta.partial_json:
+                if not delta.text:
                     return None
+                if kept is not None:
+                    kept.parts.append(delta.text)
+                return self._chunk(Delta(content=delta.text))
+            if dtype == "input_json_delta":
+                if not delta.partial_json:
+                    return None
+                if kept is not None:
+                    kept.parts.append(delta.partial_json)
+                tool = self._tools.get(ev.index)
+                if tool is None:
+                    return None  # a server tool's input: kept for content_blocks only
                 fragment = FunctionCallDelta(arguments=delta.partial_json)
                 return self._chunk(Delta(tool_calls=[ToolCallDelta(index=tool, function=fragment)]))
             if dtype == "thinking_delta":
@@ -388,7 +534,17 @@ class AnthropicStreamParser(EventParser):
                 if parts is not None:
                     block = parts[0]
                     block.signature = (block.signature or "") + (delta.signature or "")
-            return None  # citations_delta and future delta types carry no chat text
+                return None
+            if dtype == "citations_delta":
+                if delta.citation is None:
+                    return None
+                if kept is not None:
+                    kept.block.setdefault("citations", []).append(delta.citation)
+                self._special = True
+                return self._chunk(Delta(provider_fields={"citations": [delta.citation]}))
+            if dtype == "compaction_delta" and kept is not None and delta.content:
+                kept.parts.append(delta.content)
+            return None  # future delta types carry no chat text
         if kind == "content_block_start":
             return self._block_start(ev)
         if kind == "content_block_stop":
@@ -398,8 +554,11 @@ class AnthropicStreamParser(EventParser):
             block = parts[0]
             if block.type == "thinking":
                 block.thinking = (block.thinking or "") + "".join(parts[1:])
-            fields = {"thinking_blocks": [_thinking_block(block)]}
-            return self._chunk(Delta(provider_fields=fields))
+            signed = _thinking_block(block)
+            kept = self._blocks.get(ev.index)
+            if kept is not None:
+                kept.block, kept.parts = signed, []
+            return self._chunk(Delta(provider_fields={"thinking_blocks": [signed]}))
         if kind == "message_start":
             message = ev.message or _Message()
             self._id = message.id
@@ -409,7 +568,11 @@ class AnthropicStreamParser(EventParser):
             return self._chunk(Delta(role="assistant"))
         if kind == "message_delta":
             stop_reason = ev.delta.stop_reason if ev.delta is not None else None
-            chunk = self._chunk(Delta(), _finish(stop_reason), stop_reason)
+            fields = None
+            if self._special:
+                built = (self._blocks[i].build() for i in sorted(self._blocks))
+                fields = {"content_blocks": [block for block in built if block is not None]}
+            chunk = self._chunk(Delta(provider_fields=fields), _finish(stop_reason), stop_reason)
             chunk.usage = _usage(ev.usage, self._start_usage)
             return chunk
         if kind == "message_stop":
@@ -418,9 +581,21 @@ class AnthropicStreamParser(EventParser):
         return None  # ping, and event types added after this was written
 
     def _block_start(self, ev: _Event) -> ChatChunk | None:
-        block = ev.content_block
-        if block is None:
+        raw = ev.content_block
+        if not raw:
             return None
+        try:
+            block = _decode_block(raw)
+            whole = _decode_dict(raw)
+        except (msgspec.DecodeError, RecursionError):
+            raise MalformedResponseError(
+                f"a content block that does not decode: {body_snippet(bytes(raw), 120)!r}",
+                provider=self._name,
+                model=self._requested,
+            ) from None
+        self._blocks[ev.index] = _Kept(whole)
+        if _is_special(whole):
+            self._special = True
         if block.type == "tool_use":
             index = self._tools[ev.index] = len(self._tools)
             call = ToolCallDelta(
@@ -468,10 +643,30 @@ def _blocks(content: str | list[Any] | None) -> list[dict[str, Any]]:
         return [{"type": "text", "text": content}] if content else []
     blocks: list[dict[str, Any]] = []
     for part in content:
+        block: dict[str, Any]
         if isinstance(part, TextPart):
-            blocks.append({"type": "text", "text": part.text})
+            block = {"type": "text", "text": part.text}
         elif isinstance(part, ImagePart):
-            blocks.append(_image_block(part.image_url.url))
+            block = _image_block(part.image_url.url)
+        else:
+            continue
+        if part.cache_control is not None:
+            block["cache_control"] = dict(part.cache_control)
+        blocks.append(block)
+    return blocks
+
+
+def _cached(
+    content: str | list[dict[str, Any]], cache_control: dict[str, Any] | None
+) -> str | list[dict[str, Any]]:
+    """A message's content with its message-level ``cache_control`` on its last block (where
+    Anthropic takes a breakpoint), unless that block has one of its own."""
+    if cache_control is None or not content:
+        return content
+    blocks = _as_blocks(content)
+    last = blocks[-1]
+    if "cache_control" not in last:
+        blocks = [*blocks[:-1], {**last, "cache_control": dict(cache_control)}]
     return blocks
 
 
@@ -482,7 +677,28 @@ def _content(content: str | list[Any] | None) -> str | list[dict[str, Any]]:
     return _blocks(content)
 
 
+def _kept_content(message: Message) -> list[dict[str, Any]] | None:
+    """The answer's own content blocks (``provider_fields["content_blocks"]``), if it still
+    says what the message says: the same text and the same tool calls (a message edited since
+    is rebuilt from its fields instead)."""
+    fields = message.provider_fields
+    kept = fields.get("content_blocks") if fields else None
+    if not kept:
+        return None
+    text = "".join(b.get("text") or "" for b in kept if b.get("type") == "text")
+    ids = [b.get("id") for b in kept if b.get("type") == "tool_use"]
+    if text != message.text or ids != [call.id for call in message.tool_calls or ()]:
+        return None
+    return [dict(block) for block in kept]
+
+
 def _assistant_content(message: Message) -> list[dict[str, Any]]:
+    """An assistant turn's blocks: as the answer came when rxllm kept them (server tools and
+    their results, cited text, compaction: Anthropic wants them back as they were), else its
+    signed thinking blocks, then its text, then its tool calls."""
+    kept = _kept_content(message)
+    if kept is not None:
+        return kept
     blocks: list[dict[str, Any]] = []
     fields = message.provider_fields
     if fields and fields.get("thinking_blocks"):
@@ -515,11 +731,14 @@ def translate_messages(
     the same role that follow each other are merged (Anthropic wants them alternating), so
     consecutive tool results land in one user message as the API expects."""
     system: list[str] = []
+    system_blocks: list[dict[str, Any]] = []  # the same, as blocks (cache_control kept)
     turns: list[dict[str, Any]] = []
     for message in messages:
         role = message.role
         if role in ("system", "developer"):
             system.append(message.text)
+            blocks = [b for b in _blocks(message.content) if b["type"] == "text"]
+            system_blocks.extend(_as_blocks(_cached(blocks, message.cache_control)))
             continue
         content: str | list[dict[str, Any]]
         if role == "tool":
@@ -528,10 +747,11 @@ def translate_messages(
             blocks = _assistant_content(message)
             if not blocks:
                 continue  # nothing Anthropic would accept; an empty turn is an error there
-            only_text = len(blocks) == 1 and blocks[0]["type"] == "text"
+            only_text = len(blocks) == 1 and blocks[0].keys() == {"type", "text"}
             content = blocks[0]["text"] if only_text else blocks
         else:
             content = _content(message.content)
+        content = _cached(content, message.cache_control)
         if turns and turns[-1]["role"] == role:
             previous = turns[-1]
             previous["content"] = _as_blocks(previous["content"]) + _as_blocks(content)
@@ -539,6 +759,8 @@ def translate_messages(
             turns.append({"role": role, "content": content})
     if not system:
         return None, turns
+    if any("cache_control" in block for block in system_blocks):
+        return system_blocks, turns
     if len(system) == 1:
         return system[0], turns
     return [{"type": "text", "text": text} for text in system], turns
@@ -558,6 +780,8 @@ def _tool(tool: Mapping[str, Any]) -> dict[str, Any]:
     if function.get("description"):
         translated["description"] = function["description"]
     translated["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+    if tool.get("cache_control") is not None:
+        translated["cache_control"] = dict(tool["cache_control"])  # a breakpoint after the tools
     return translated
 
 
@@ -676,9 +900,16 @@ class AnthropicProvider:
         reasoning: list[str] = []
         thinking_blocks: list[dict[str, Any]] = []
         tool_calls: list[ToolCall] = []
+        citations: list[Any] = []
+        special = False
         for block in message.content:
+            if block.type not in _PLAIN_BLOCKS:
+                special = True
             if block.type == "text":
                 text.append(block.text or "")
+                if block.citations:
+                    citations.extend(block.citations)
+                    special = True
             elif block.type == "tool_use":
                 arguments = bytes(block.input).decode()
                 tool_calls.append(
@@ -691,12 +922,23 @@ class AnthropicProvider:
                 if block.thinking:
                     reasoning.append(block.thinking)
                 thinking_blocks.append(_thinking_block(block))
+        fields: dict[str, Any] = {}
+        if thinking_blocks:
+            fields["thinking_blocks"] = thinking_blocks
+        if citations:
+            fields["citations"] = citations
+        if special:
+            fields["content_blocks"] = [
+                block
+                for block in _decode_raw_content(body).content
+                if block.get("type") != "text" or block.get("text") or block.get("citations")
+            ]
         result = Message(
             role="assistant",
             content="".join(text) if text or not tool_calls else None,
             tool_calls=tool_calls or None,
             reasoning_content="".join(reasoning) if reasoning else None,
-            provider_fields={"thinking_blocks": thinking_blocks} if thinking_blocks else None,
+            provider_fields=fields or None,
         )
         choice = Choice(
             message=result,

@@ -3,7 +3,8 @@
 Chat Completions in DeepSeek's dialect, read by the family's tolerant reader: thinking streams
 as ``delta.reasoning_content`` (already rxllm's field) with ``content`` null, every chunk says
 ``"usage": null`` until the last, and usage reports cache hits as ``prompt_cache_hit_tokens``
-(-> ``prompt_tokens_details.cached_tokens`` when the details are absent) and reasoning as
+(-> ``prompt_tokens_details.cached_tokens``, the count DeepSeek bills at its cache price;
+``prompt_cache_miss_tokens`` are the rest of ``prompt_tokens``) and reasoning as
 ``completion_tokens_details.reasoning_tokens``. Keep-alive ``: keep-alive`` SSE comments are
 dropped by the decoder.
 

@@ -254,10 +254,24 @@ def normalise_finish(choices: Any) -> None:
 
 def strip_message(message: Message) -> Message:
     """The message without what the Chat Completions API does not take: rxllm's opaque
-    ``provider_fields`` and ``reasoning_content``."""
-    if message.provider_fields is None and message.reasoning_content is None:
+    ``provider_fields``, ``reasoning_content`` and Anthropic-style ``cache_control``
+    breakpoints (on the message or its parts)."""
+    content = message.content
+    if isinstance(content, list) and any(p.cache_control is not None for p in content):
+        content = [_replace(p, cache_control=None) for p in content]
+    elif (
+        message.provider_fields is None
+        and message.reasoning_content is None
+        and message.cache_control is None
+    ):
         return message
-    return _replace(message, provider_fields=None, reasoning_content=None)
+    return _replace(
+        message,
+        content=content,
+        provider_fields=None,
+        reasoning_content=None,
+        cache_control=None,
+    )
 
 
 class OpenAIStreamParser(EventParser):

@@ -101,6 +101,7 @@ class _Usage(msgspec.Struct, gc=False):
     prompt_tokens_details: PromptTokensDetails | None = None
     completion_tokens_details: CompletionTokensDetails | None = None
     prompt_cache_hit_tokens: int | None = None
+    prompt_cache_miss_tokens: int | None = None
 
 
 class _Message(msgspec.Struct, gc=False):
@@ -213,15 +214,25 @@ def split_content(content: str | list[_Part] | None) -> tuple[str | None, str | 
 
 
 def _usage(wire: _Usage | None) -> Usage | None:
+    """The wire's usage as OpenAI's. DeepSeek's ``prompt_cache_hit_tokens`` (what it bills at
+    the cache price) is the ``cached_tokens``, whatever ``prompt_tokens_details`` says; its
+    hits and misses make up the prompt when ``prompt_tokens`` is missing."""
     if wire is None:
         return None
     prompt_details = wire.prompt_tokens_details
-    if prompt_details is None and wire.prompt_cache_hit_tokens is not None:
-        prompt_details = PromptTokensDetails(cached_tokens=wire.prompt_cache_hit_tokens)
+    hits, misses = wire.prompt_cache_hit_tokens, wire.prompt_cache_miss_tokens
+    if hits is not None:
+        if prompt_details is None:
+            prompt_details = PromptTokensDetails(cached_tokens=hits)
+        elif prompt_details.cached_tokens != hits:
+            prompt_details = msgspec.structs.replace(prompt_details, cached_tokens=hits)
+    prompt = wire.prompt_tokens
+    if not prompt and hits is not None and misses is not None:
+        prompt = hits + misses
     return Usage(
-        prompt_tokens=wire.prompt_tokens,
+        prompt_tokens=prompt,
         completion_tokens=wire.completion_tokens,
-        total_tokens=wire.total_tokens,
+        total_tokens=wire.total_tokens or prompt + wire.completion_tokens,
         prompt_tokens_details=prompt_details,
         completion_tokens_details=wire.completion_tokens_details,
     )

@@ -26,6 +26,7 @@ from .. import providers
 from ._config import STRATEGIES
 from ._execution import Attempt
 from ._router import Router, Settings, create_router
+from ._shared import SharedSettings
 from ._stream import RouterStream
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Router",
     "RouterStream",
     "Settings",
+    "SharedSettings",
     "achat",
     "acompletion",
     "chat",

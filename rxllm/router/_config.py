@@ -98,6 +98,8 @@ class ConfigSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     timeout: Positive | None = None
     fallbacks: tuple[Name, ...] = ()
     context_window_fallbacks: tuple[Name, ...] = ()
+    #: Whether requests use the router's response cache (None: as the cache's ``mode`` says).
+    cache: bool | None = None
 
 
 #: What a field must be, for conversion errors (others get msgspec's own words).
@@ -109,6 +111,7 @@ _EXPECTED = {
     "num_retries": "an integer >= 0",
     "fallbacks": "configuration names",
     "context_window_fallbacks": "configuration names",
+    "cache": "true or false",
 }
 _PATH = re.compile(r"`\$\.(\w+)(?:\[(\d+)\])?")
 
@@ -235,6 +238,7 @@ class RouteConfig:
     """A named configuration: a group of deployments (or a route function) and its policy."""
 
     __slots__ = (
+        "cache",
         "context_window_fallbacks",
         "deployments",
         "dynamic",
@@ -259,6 +263,7 @@ class RouteConfig:
         fallbacks: tuple[str, ...],
         context_window_fallbacks: tuple[str, ...],
         timeout: float | None,
+        cache: bool | None = None,
     ) -> None:
         self.name = name
         self.deployments = deployments
@@ -271,6 +276,8 @@ class RouteConfig:
         self.context_window_fallbacks = context_window_fallbacks
         #: None: the router's default.
         self.timeout = timeout
+        #: Whether requests use the router's response cache (None: the cache's ``mode``).
+        self.cache = cache
         #: Deployments made from a route function's answers, kept so their health is tracked.
         self.dynamic: dict[str, Deployment] = {}
 
@@ -288,6 +295,7 @@ def describe(config: RouteConfig) -> dict[str, Any]:
         "timeout": config.timeout,
         "fallbacks": list(config.fallbacks),
         "context_window_fallbacks": list(config.context_window_fallbacks),
+        "cache": config.cache,
         "deployments": [d.describe() for d in config.deployments],
     }
     if config.route is not None:
@@ -447,4 +455,5 @@ def make_config(
         fallbacks=config.fallbacks,
         context_window_fallbacks=config.context_window_fallbacks,
         timeout=config.timeout,
+        cache=config.cache,
     )

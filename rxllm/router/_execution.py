@@ -55,6 +55,7 @@ from ._health import choose
 
 if TYPE_CHECKING:
     from ._router import Settings
+    from ._shared import Lease, SharedFailure, SharedState
 
 __all__ = ["Attempt", "Execution", "FetchSender", "Group", "Pick", "Plan", "Policy", "Sender"]
 
@@ -62,6 +63,9 @@ T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 log = logging.getLogger("rxllm.router")
+
+#: Deployments one admission on the shared state may consider (the pick and alternates).
+MAX_CANDIDATES = 8
 
 Outcome = Literal["success", "error", "cancelled"]
 
@@ -95,9 +99,10 @@ class Policy:
     """What routed requests use of their router, handed to each explicitly: time (``clock``;
     ``sleep``, which must advance it), chance (``rng``), the timing and health ``settings``
     (replaced by ``Router.configure``), the ``lock`` that guards every deployment's health
-    state, the token ``estimate`` for tpm limits, and ``notify``, which reports an attempt."""
+    state, the token ``estimate`` for tpm limits, and ``notify``, which reports an attempt;
+    ``shared``, the state shared with other routers on Redis (None: this router's alone)."""
 
-    __slots__ = ("clock", "estimate", "lock", "notify", "rng", "settings", "sleep")
+    __slots__ = ("clock", "estimate", "lock", "notify", "rng", "settings", "shared", "sleep")
 
     def __init__(
         self,
@@ -109,6 +114,7 @@ class Policy:
         lock: AbstractContextManager[Any],
         estimate: Callable[[str], int],
         notify: Callable[[Attempt], None],
+        shared: SharedState | None = None,
     ) -> None:
         self.clock = clock
         self.sleep = sleep
@@ -117,6 +123,7 @@ class Policy:
         self.lock = lock
         self.estimate = estimate
         self.notify = notify
+        self.shared = shared
 
 
 class Group:
@@ -371,7 +378,8 @@ class Execution:
         policy = self._policy
         retry_at: dict[Deployment, float] = {}
         error: LLMError | None = None
-        for retry in range(group.num_retries + 1):
+        tries = 0
+        while True:
             pick = self._first if group is self.plan.primary else None
             self._first = None
             if pick is not None and not self._still_ready(pick.deployment):
@@ -384,28 +392,114 @@ class Execution:
                     if policy.clock() + wait > self._deadline:
                         raise error or self._unavailable(group, wait)
                     await policy.sleep(wait)
-                try:
-                    pick = self._prepare(group, deployment)
-                except LLMError as exc:  # e.g. its key is no longer in the environment
-                    self._report(
-                        group=group,
-                        deployment=deployment,
-                        pick=None,
-                        outcome="error",
-                        error=exc,
-                        duration=0.0,
-                        latency=None,
-                    )
-                    raise
+                pick = self._prepare_reported(group, deployment)
+            lease: Lease | None = None
+            if policy.shared is not None:
+                admitted, lease = await self._admit(pick, retry_at)
+                if admitted is None:  # the shared limits refused: choose again, no retry counted
+                    continue
+                pick = admitted
             try:
-                return await self._attempt(pick, sender)
+                return await self._attempt(pick, sender, lease)
             except LLMError as exc:
                 error = exc
-                if sender.committed or not _retryable(exc) or policy.clock() >= self._deadline:
+                tries += 1
+                if (
+                    sender.committed
+                    or not _retryable(exc)
+                    or policy.clock() >= self._deadline
+                    or tries > group.num_retries
+                ):
                     raise
-                retry_at[pick.deployment] = self._retry_time(exc, retry + 1)
-        assert error is not None
-        raise error
+                retry_at[pick.deployment] = self._retry_time(exc, tries)
+
+    def _prepare_reported(self, group: Group, deployment: Deployment) -> Pick:
+        """:meth:`_prepare`, its failure reported as an attempt."""
+        try:
+            return self._prepare(group, deployment)
+        except LLMError as exc:  # e.g. its key is no longer in the environment
+            self._report(
+                group=group,
+                deployment=deployment,
+                pick=None,
+                outcome="error",
+                error=exc,
+                duration=0.0,
+                latency=None,
+            )
+            raise
+
+    # --- the state shared with other routers (Router(redis_url=...)) ----------------------
+
+    async def _admit(
+        self, pick: Pick, retry_at: Mapping[Deployment, float]
+    ) -> tuple[Pick | None, Lease | None]:
+        """Ask the shared state to admit ``pick`` (or, when it cannot take the request, the
+        next of the group's ready deployments): one round trip. Returns the pick to send
+        (None: every candidate refused; what Redis said is now in the local state) and its
+        lease; ``pick`` itself, without a lease, when Redis could not be asked."""
+        shared = self._policy.shared
+        assert shared is not None
+        group = pick.group
+        candidates = self._candidates(pick, retry_at)
+        tokens = [self._estimate() if d.tpm is not None else 0 for d in candidates]
+        admission = await shared.admit(
+            group.name, candidates, tokens, least_busy=group.strategy == "least-busy"
+        )
+        if admission is None:
+            return pick, None
+        chosen, lease = admission.deployment, admission.lease
+        if chosen is None:
+            return None, None
+        if chosen is not pick.deployment:
+            try:
+                pick = self._prepare_reported(group, chosen)
+            except LLMError:
+                if lease is not None:
+                    shared.release(lease, None)
+                raise
+        return pick, lease
+
+    def _candidates(self, pick: Pick, retry_at: Mapping[Deployment, float]) -> list[Deployment]:
+        """``pick``'s deployment, then the group's others that are ready now and have not
+        failed in this request, in the order the strategy prefers them."""
+        policy = self._policy
+        group = pick.group
+        with policy.lock:
+            now = policy.clock()
+            rest = [
+                d
+                for d in group.deployments
+                if d is not pick.deployment
+                and d not in retry_at
+                and not d.state.cooling(now)
+                and d.state.ready_at(d, now, self._estimate() if d.tpm is not None else 0) <= now
+            ]
+            order = [pick.deployment]
+            while rest and len(order) < MAX_CANDIDATES:
+                chosen = choose(group.strategy, rest, policy.rng)
+                order.append(chosen)
+                rest.remove(chosen)
+        return order
+
+    async def _shared_failure(
+        self, group: Group, deployment: Deployment, error: LLMError
+    ) -> SharedFailure | None:
+        """Count a failure in the shared state (None: not one that counts, or Redis could not
+        be asked; the local state decides then)."""
+        policy = self._policy
+        shared = policy.shared
+        if shared is None or not _counts_against(error):
+            return None
+        settings = policy.settings
+        return await shared.failure(
+            group.name,
+            deployment,
+            pause=_pause(error, settings.max_cooldown),
+            allowed_fails=settings.allowed_fails,
+            fail_window=settings.fail_window,
+            cooldown_time=settings.cooldown_time,
+        )
 
     def _still_ready(self, deployment: Deployment) -> bool:
         policy = self._policy
@@ -429,7 +523,7 @@ class Execution:
         delay = min(settings.max_retry_delay, settings.retry_delay * 2.0 ** (retry - 1))
         return now + delay * (0.5 + 0.5 * policy.rng.random())
 
-    async def _attempt(self, pick: Pick, sender: Sender[T]) -> T:
+    async def _attempt(self, pick: Pick, sender: Sender[T], lease: Lease | None = None) -> T:
         policy = self._policy
         deployment = pick.deployment
         tokens = self._estimate() if deployment.tpm is not None else 0
@@ -438,7 +532,9 @@ class Execution:
             entry = deployment.state.start(started, tokens)
         settled = False
 
-        def settle(outcome: Outcome, error: LLMError | None = None) -> None:
+        def settle(
+            outcome: Outcome, error: LLMError | None = None, shared: SharedFailure | None = None
+        ) -> None:
             """The attempt's end, reported once: the deployment's counts and health, then the
             callbacks (a stream calls it just before it completes its subscribers)."""
             nonlocal settled
@@ -449,7 +545,10 @@ class Execution:
                 deployment.state.in_flight -= 1
                 usage = sender.usage() if outcome == "success" else None
                 if usage is not None and usage.total_tokens:
-                    entry[1] = float(usage.total_tokens)
+                    deployment.state.correct(entry, usage.total_tokens)
+            if lease is not None and policy.shared is not None:
+                used = usage.total_tokens if usage is not None else None
+                policy.shared.release(lease, used or None)
             first_chunk = sender.first_chunk_at()
             latency = None if first_chunk is None else first_chunk - started
             duration = policy.clock() - started
@@ -463,6 +562,7 @@ class Execution:
                 error=error,
                 duration=duration,
                 latency=latency,
+                shared=shared,
             )
 
         try:
@@ -471,7 +571,14 @@ class Execution:
             exc._with_context(
                 provider=pick.call.provider, model=pick.call.model, secret=pick.call.secrets
             )
-            settle("error", exc)
+            if policy.shared is None:
+                settle("error", exc)
+                raise
+            failure = None
+            try:
+                failure = await self._shared_failure(pick.group, deployment, exc)
+            finally:
+                settle("error", exc, failure)
             raise
         except BaseException:
             settle("cancelled")
@@ -489,8 +596,10 @@ class Execution:
         error: LLMError | None,
         duration: float,
         latency: float | None,
+        shared: SharedFailure | None = None,
     ) -> None:
-        """Update the deployment's health and tell the callbacks."""
+        """Update the deployment's health and tell the callbacks (``shared``: what Redis
+        made of this failure, which then decides the cooldown)."""
         policy = self._policy
         settings = policy.settings
         cooled = False
@@ -505,12 +614,22 @@ class Execution:
                 pause = _pause(error, settings.max_cooldown)
                 if pause:
                     state.not_before = max(state.not_before, now + pause)
-                cooled = state.record_failure(
-                    now,
-                    allowed_fails=settings.allowed_fails,
-                    fail_window=settings.fail_window,
-                    cooldown_time=settings.cooldown_time,
-                )
+                if shared is None:
+                    cooled = state.record_failure(
+                        now,
+                        allowed_fails=settings.allowed_fails,
+                        fail_window=settings.fail_window,
+                        cooldown_time=settings.cooldown_time,
+                    )
+                else:
+                    cooled = shared.cooled
+                    state.record_shared_failure(
+                        now,
+                        cooled=cooled,
+                        cooldown=shared.cooldown,
+                        pause=shared.pause,
+                        fail_window=settings.fail_window,
+                    )
         base = pick.call.api_base if pick is not None else deployment.api_base
         record = Attempt(
             config=self.plan.name,

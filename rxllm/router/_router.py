@@ -17,10 +17,13 @@ import msgspec
 from .. import providers
 from .._api import DEFAULT_TIMEOUT, MessageLike, _messages
 from .._loop import run_sync
+from ..cache import CacheRequest, CacheUse, ResponseCache, parse_cache_control
 from ..errors import ConfigurationError
 from ..types import ChatResponse
+from ._cached import CachingRouterStream
 from ._config import Deployment, Route, RouteConfig, describe, make_config, make_deployment
 from ._execution import Attempt, Execution, FetchSender, Group, Plan, Policy
+from ._shared import SharedSettings, SharedState
 from ._stream import RouterStream
 
 __all__ = ["Router", "Settings", "create_router"]
@@ -100,6 +103,20 @@ class Router:
     The timing and health settings are :class:`Settings`'s fields; among them ``max_cooldown``
     (default 300 s) is the longest a provider's ``Retry-After`` keeps a deployment out, so one
     absurd header (``1e9``, ``inf``, an epoch timestamp) cannot disable it for decades.
+
+    ``cache`` is the response cache requests may use (:class:`rxllm.cache.ResponseCache`;
+    ``True``: one in memory; also settable later as ``router.cache``): a configuration
+    registered with ``cache=True``, or a request made with ``cache=True`` (or LiteLLM's
+    controls), is answered from it when it can; a hit runs no attempt at all.
+
+    ``redis_url`` shares the deployments' health with every router on that Redis (other
+    processes, other hosts): cooldowns and ``Retry-After`` pauses, failure counts, the rpm/tpm
+    windows and the requests in flight (``least-busy``), keyed by ``redis_namespace``, the
+    configuration name and the deployment id. Without it everything stays in this process.
+    A Redis operation that takes longer than ``redis_timeout`` seconds, or fails, sends the
+    router back to its own state (limits per instance) until a probe finds Redis again
+    (first after ``redis_probe_delay`` seconds, then backing off); :meth:`shared_status`
+    tells which, and counts.
     """
 
     def __init__(
@@ -119,6 +136,11 @@ class Router:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rng: random.Random | None = None,
+        cache: ResponseCache | bool | None = None,
+        redis_url: str | None = None,
+        redis_namespace: str = "rxllm",
+        redis_timeout: float = 0.25,
+        redis_probe_delay: float = 0.5,
     ) -> None:
         settings = Settings(
             num_retries=num_retries,
@@ -132,6 +154,24 @@ class Router:
             max_cooldown=max_cooldown,
         ).checked()
         self._configs: dict[str, RouteConfig] = {}
+        lock = threading.RLock()
+        #: The health shared with other routers on Redis (None: this router's alone).
+        self._shared = (
+            None
+            if redis_url is None
+            else SharedState(
+                SharedSettings(
+                    url=redis_url,
+                    namespace=redis_namespace,
+                    timeout=redis_timeout,
+                    probe_delay=redis_probe_delay,
+                    max_probe_delay=max(10.0, redis_probe_delay),
+                ),
+                resolve=self._deployments_named,
+                lock=lock,
+                clock=clock,
+            )
+        )
         self._callbacks: tuple[Callable[[Attempt], Any], ...] = (on_attempt,) if on_attempt else ()
         self._token_estimator = token_estimator
         #: The clock, lock, settings... every request of this router is given.
@@ -140,11 +180,20 @@ class Router:
             sleep=sleep,
             rng=rng or random.Random(),
             settings=settings,
-            lock=threading.RLock(),
+            lock=lock,
             estimate=self._estimator,
             notify=self._notify,
+            shared=self._shared,
         )
         self._lock = self._policy.lock
+        if cache is True:
+            cache = ResponseCache()
+        if cache is not None and cache is not False and not isinstance(cache, ResponseCache):
+            raise ConfigurationError(
+                f"cache must be a rxllm.cache.ResponseCache or True, not {type(cache).__name__}"
+            )
+        #: The response cache requests may use (None: no cache).
+        self.cache: ResponseCache | None = cache or None
 
     def __repr__(self) -> str:
         return f"Router(configs={self.list_configs()!r})"
@@ -186,6 +235,7 @@ class Router:
         fallbacks: Sequence[str] | None = None,
         context_window_fallbacks: Sequence[str] | None = None,
         timeout: float | None = None,
+        cache: bool | None = None,
         **config: Any,
     ) -> str:
         """Name a configuration; returns the name. Registering a name again replaces it.
@@ -208,7 +258,9 @@ class Router:
         (``temperature=0.2``...). ``num_retries`` and ``timeout`` default to the router's.
         ``fallbacks`` name other configurations to try in order when this one fails;
         ``context_window_fallbacks`` those to try when the prompt is too long for it. They
-        may be registered later; they must exist when a request is made.
+        may be registered later; they must exist when a request is made. ``cache=True``
+        makes its requests use the router's response cache (``False``: never; None: as the
+        cache's ``mode`` says); a request's own ``cache=`` wins.
         """
         entry = make_config(
             name,
@@ -223,6 +275,7 @@ class Router:
                 "timeout": timeout,
                 "fallbacks": fallbacks,
                 "context_window_fallbacks": context_window_fallbacks,
+                "cache": cache,
             },
             settings=config,
         )
@@ -260,7 +313,10 @@ class Router:
 
     def status(self, name: str) -> list[dict[str, Any]]:
         """What the router knows now about each deployment of ``name``: requests in flight,
-        latency moving average, recent failures, and seconds left of a cooldown or pause."""
+        latency moving average, recent failures, and seconds left of a cooldown or pause.
+        With ``redis_url``: ``shared_in_flight``, the requests in flight on every router as
+        Redis last said (None before it was asked), and ``limited``, the seconds until the
+        shared rpm/tpm windows, which other routers filled, have room again."""
         config = self._config(name)
         with self._lock:
             now = self._policy.clock()
@@ -272,9 +328,79 @@ class Router:
                     "recent_failures": len(d.state.failures),
                     "cooldown": max(0.0, d.state.cooldown_until - now),
                     "paused": max(0.0, d.state.not_before - now),
+                    "shared_in_flight": d.state.shared_in_flight,
+                    "limited": max(0.0, d.state.limited_until - now),
                 }
                 for d in (*config.deployments, *config.dynamic.values())
             ]
+
+    # --- the state shared on Redis ---------------------------------------------------------
+
+    def shared_status(self) -> dict[str, Any]:
+        """The state of sharing on Redis, for logs and metrics.
+
+        ``enabled`` (False without ``redis_url``: nothing else is then meaningful), ``state``
+        (``idle`` before first use, ``connected``, ``disconnected``: routing on local state
+        while a probe waits for Redis), ``connected``, ``subscribed`` (hearing the other
+        routers' cooldowns), and counters since the router was made: ``errors`` (Redis
+        operations that failed or timed out), ``fallbacks`` (operations done on local state
+        instead), ``round_trips`` (all of them), ``path_round_trips`` (those on a request's
+        path, before its answer: one per attempt), ``admissions``, ``refusals`` (every
+        candidate full or cooling on the shared state), ``events`` (cooldowns and pauses heard
+        from the channel)."""
+        if self._shared is None:
+            return {
+                "enabled": False,
+                "state": "off",
+                "connected": False,
+                "subscribed": False,
+                "errors": 0,
+                "fallbacks": 0,
+                "round_trips": 0,
+                "path_round_trips": 0,
+                "admissions": 0,
+                "refusals": 0,
+                "events": 0,
+            }
+        return self._shared.status()
+
+    async def aconnect(self, wait: float = 1.0) -> bool:
+        """Connect to Redis now, on the running loop, and start listening to the other
+        routers (rather than at the first request). True when Redis answered and the listener
+        subscribed within ``wait`` seconds; False (never an error) when it did not, or there is
+        no ``redis_url``: the router then routes on its own state and keeps trying."""
+        if self._shared is None:
+            return False
+        return await self._shared.connect(wait)
+
+    def connect(self, wait: float = 1.0) -> bool:
+        """:meth:`aconnect` from plain code (on rxllm's background loop)."""
+        return run_sync(self.aconnect(wait))
+
+    async def aclose(self) -> None:
+        """Stop sharing: close this router's Redis connections and its listener. (They are
+        closed anyway when their event loop shuts down.)"""
+        if self._shared is not None:
+            await self._shared.aclose()
+
+    def on_shared_event(
+        self, callback: Callable[[str, str, str, float], Any]
+    ) -> Callable[[], None]:
+        """Call ``callback(kind, config, deployment_id, seconds)`` for every cooldown
+        (``"cool"``) and ``Retry-After`` pause (``"pause"``) heard on the Redis channel, after
+        it was applied to this router's state (its own included). Runs on the listener's
+        event loop. Returns a function that removes it."""
+        if self._shared is None:
+            raise ConfigurationError("on_shared_event needs a router made with redis_url=...")
+        return self._shared.add_listener(callback)
+
+    def _deployments_named(self, config: str, deployment: str) -> list[Deployment]:
+        """The deployments ``deployment`` of the configuration ``config`` (for events)."""
+        with self._lock:
+            entry = self._configs.get(config)
+            if entry is None:
+                return []
+            return [d for d in (*entry.deployments, *entry.dynamic.values()) if d.id == deployment]
 
     def on_attempt(self, callback: Callable[[Attempt], Any]) -> Callable[[], None]:
         """Call ``callback(attempt)`` after every attempt (deployment, latency, outcome,
@@ -433,6 +559,7 @@ class Router:
         stream: Literal[True],
         metadata: Mapping[str, Any] | None = ...,
         replay: bool = ...,
+        cache: CacheRequest = ...,
         **params: Any,
     ) -> RouterStream: ...
 
@@ -445,6 +572,7 @@ class Router:
         stream: Literal[False] = ...,
         metadata: Mapping[str, Any] | None = ...,
         replay: bool = ...,
+        cache: CacheRequest = ...,
         **params: Any,
     ) -> ChatResponse: ...
 
@@ -456,18 +584,30 @@ class Router:
         stream: bool = False,
         metadata: Mapping[str, Any] | None = None,
         replay: bool = True,
+        cache: CacheRequest = None,
         **params: Any,
     ) -> RouterStream | ChatResponse:
         """``rxllm.completion`` through the configuration ``name``: a ``ChatResponse``
         (blocking), or with ``stream=True`` a hot stream (a ``ChatStream``) returned at once.
         ``metadata`` reaches route functions, not the provider; other keyword arguments are
         request parameters. ``replay=False`` as for ``rxllm.completion`` (a stream read by one
-        consumer from its start keeps no chunks)."""
+        consumer from its start keeps no chunks).
+
+        ``cache`` (with a router cache): ``True`` / ``False``, or LiteLLM's controls
+        (``{"no-cache": True, "no-store": True, "ttl": 60, "s-maxage": 600, "use-cache":
+        True}``, see ``rxllm.cache.parse_cache_control``); None leaves it to the configuration
+        and the cache's ``mode``. A hit is a ``CachedResponse``, or a stream whose
+        ``cache_hit`` is True; a stream looks the request up at its first subscription."""
         execution = self._execution(name, messages, stream, metadata, params)
         first = execution.first()
+        use = self._cache_use(name, messages, params, cache)
         if stream:
-            return RouterStream(execution, first, replay=replay)
-        return run_sync(execution.run(FetchSender()))
+            if use is None:
+                return RouterStream(execution, first, replay=replay)
+            return CachingRouterStream(execution, first, use=use, replay=replay)
+        if use is None:
+            return run_sync(execution.run(FetchSender()))
+        return run_sync(use.fetch(lambda: execution.run(FetchSender())))
 
     @overload
     async def acompletion(
@@ -478,6 +618,7 @@ class Router:
         stream: Literal[True],
         metadata: Mapping[str, Any] | None = ...,
         replay: bool = ...,
+        cache: CacheRequest = ...,
         **params: Any,
     ) -> RouterStream: ...
 
@@ -490,6 +631,7 @@ class Router:
         stream: Literal[False] = ...,
         metadata: Mapping[str, Any] | None = ...,
         replay: bool = ...,
+        cache: CacheRequest = ...,
         **params: Any,
     ) -> ChatResponse: ...
 
@@ -501,16 +643,54 @@ class Router:
         stream: bool = False,
         metadata: Mapping[str, Any] | None = None,
         replay: bool = True,
+        cache: CacheRequest = None,
         **params: Any,
     ) -> RouterStream | ChatResponse:
-        """:meth:`completion` for asyncio (the stream is bound to the running loop)."""
+        """:meth:`completion` for asyncio (the stream is bound to the running loop). With the
+        cache, a stream is looked up before it is returned: its ``cache_hit`` is known at
+        once (a gateway can say so in its response headers)."""
         execution = self._execution(name, messages, stream, metadata, params)
         first = execution.first()
+        use = self._cache_use(name, messages, params, cache)
         if stream:
-            routed = RouterStream(execution, first, replay=replay)
+            if use is None:
+                routed = RouterStream(execution, first, replay=replay)
+            else:
+                entry = await use.find()
+                routed = CachingRouterStream(
+                    execution, first, use=use, entry=entry, looked_up=True, replay=replay
+                )
             routed.bind()
             return routed
-        return await execution.run(FetchSender())
+        if use is None:
+            return await execution.run(FetchSender())
+        return await use.fetch(lambda: execution.run(FetchSender()))
+
+    def _cache_use(
+        self,
+        name: str,
+        messages: Sequence[MessageLike] | None,
+        params: Mapping[str, Any],
+        cache: CacheRequest,
+    ) -> CacheUse | None:
+        """How a request (already checked) uses the router's cache; None: it does not. Asking
+        for the cache (the request or its configuration) on a router without one is an error,
+        never a quiet miss; LiteLLM's dict of controls alone is ignored then."""
+        control = parse_cache_control(cache)
+        if control.use is False:
+            return None
+        wanted = self._config(name).cache
+        store = self.cache
+        if store is None:
+            if control.use or wanted:
+                who = "the request" if control.use else f"configuration {name!r}"
+                raise ConfigurationError(
+                    f"{who} asks for the response cache but this router has none: "
+                    "Router(cache=rxllm.cache.ResponseCache(...)) or router.cache = ..."
+                )
+            return None
+        assert messages is not None  # checked by _execution
+        return store.use("router", name, messages, params, control, default=wanted)
 
     def chat(
         self, name: str, question: str, *, system_prompt: str | None = None, **params: Any

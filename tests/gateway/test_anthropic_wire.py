@@ -192,6 +192,8 @@ STREAMS: dict[str, bytes] = {
     "text": fixture_bytes("anthropic/stream_text.sse"),
     "tool_use": fixture_bytes("anthropic/stream_tool_use.sse"),
     "thinking": fixture_bytes("anthropic/stream_thinking.sse"),
+    "cache_creation": fixture_bytes("anthropic/stream_cache_creation.sse"),
+    "cache_read": fixture_bytes("anthropic/stream_cache_read.sse"),
     "hand_redacted_thinking": hand_written(NO_CACHE, "end_turn", *REDACTED),
     "hand_refusal": hand_written(NO_CACHE, "refusal"),
     "hand_cache_read": hand_written(CACHE, "max_tokens", {"type": "text", "text": "Here"}),
@@ -213,9 +215,10 @@ def test_anthropic_transcript_survives_the_round_trip(name: str) -> None:
     theirs = original.usage
     assert ours.usage.output_tokens == theirs.output_tokens
     assert ours.usage.cache_read_input_tokens == (theirs.cache_read_input_tokens or 0)
-    # rxllm's Usage has no cache-write field: writes stay in input_tokens.
+    # Cache writes and reads each keep a field of their own, as Anthropic reports them.
+    assert ours.usage.input_tokens == theirs.input_tokens
     written = theirs.cache_creation_input_tokens or 0
-    assert ours.usage.input_tokens == theirs.input_tokens + written
+    assert ours.usage.cache_creation_input_tokens == written
     assert stream.usage is not None and stream.usage.completion_tokens == theirs.output_tokens
 
 
@@ -858,7 +861,12 @@ def test_every_block_type() -> None:
     assert (call.model, call.stream) == ("claude-sonnet-4-5", True)
     assert call.messages == [
         {"role": "system", "content": "You are terse."},
-        {"role": "system", "content": "Use tools."},
+        {
+            "role": "system",
+            "content": [
+                {"type": "text", "text": "Use tools.", "cache_control": {"type": "ephemeral"}}
+            ],
+        },
         {
             "role": "user",
             "content": [
@@ -928,7 +936,7 @@ def test_every_block_type_reaches_an_anthropic_upstream_intact() -> None:
     body = anthropic_body(parse_request(json.dumps(EVERYTHING).encode()))
     assert body["system"] == [
         {"type": "text", "text": "You are terse."},
-        {"type": "text", "text": "Use tools."},
+        {"type": "text", "text": "Use tools.", "cache_control": {"type": "ephemeral"}},
         {"type": "text", "text": "Answer in French."},
     ]
     assert body["messages"][0]["content"] == [
@@ -1156,6 +1164,12 @@ def test_accepted_but_dropped_fields_change_nothing() -> None:
             user_profile_id="p",
             workspace_id="w",
             context_management={"edits": [{"type": "clear_tool_uses_20250919"}]},
+        )
+    )
+    assert hinted == plain
+    # A block's cache breakpoint is not dropped: an Anthropic upstream caches by it.
+    marked = parse_request(
+        body_with(
             messages=[
                 {
                     "role": "user",
@@ -1166,4 +1180,9 @@ def test_accepted_but_dropped_fields_change_nothing() -> None:
             ],
         )
     )
-    assert hinted == plain
+    assert marked.messages == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}],
+        }
+    ]

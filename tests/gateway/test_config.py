@@ -194,7 +194,12 @@ def test_litellm_schema_example_reads_its_base_from_the_environment() -> None:
 
 
 def test_litellm_enterprise_example_keeps_ids_and_the_cache_setting() -> None:
-    config, found = fixture("enterprise_config.yaml")
+    # `cache: true` alone is LiteLLM's Redis cache, found through REDIS_HOST / REDIS_PORT.
+    with pytest.raises(ConfigurationError, match=r"litellm_settings\.cache: true asks for a Redis"):
+        fixture("enterprise_config.yaml")
+    config, found = fixture("enterprise_config.yaml", REDIS_HOST="10.0.0.5", REDIS_PORT="6380")
+    assert config.cache is not None
+    assert (config.cache.type, config.cache.redis_url) == ("redis", "redis://10.0.0.5:6380")
     assert config.unsupported == (
         "litellm_settings.callbacks",
         "router_settings.enable_tag_filtering",

@@ -307,3 +307,32 @@ def test_anthropic_errors(claude: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.BadRequestError) as bad:
         claude.messages.create(model="claude", max_tokens=-1, messages=USER)  # type: ignore[arg-type]
     assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+def test_anthropic_cache_control_reaches_an_anthropic_upstream(
+    claude: anthropic.Anthropic, upstream: object
+) -> None:
+    """Prompt-caching breakpoints pass through the gateway to Anthropic, where they bill."""
+    from ..server import ReplayServer
+
+    assert isinstance(upstream, ReplayServer)
+    claude.messages.create(
+        model="claude",
+        max_tokens=100,
+        system=[
+            {"type": "text", "text": "You answer about a long contract."},
+            {"type": "text", "text": "CONTRACT " * 50, "cache_control": {"type": "ephemeral"}},
+        ],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Who signs?", "cache_control": {"type": "ephemeral"}}
+                ],
+            }
+        ],
+    )
+    sent = upstream.requests[-1].json()
+    assert sent["system"][1]["cache_control"] == {"type": "ephemeral"}
+    assert "cache_control" not in sent["system"][0]
+    assert sent["messages"][0]["content"][-1]["cache_control"] == {"type": "ephemeral"}

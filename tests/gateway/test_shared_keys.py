@@ -114,7 +114,17 @@ async def test_spend_adds_up_across_instances(
             if total["requests"] == 10:
                 break
             await asyncio.sleep(0.02)
+        async with session.get(a.url("/metrics")) as response:
+            metrics = await response.text()
     assert total["requests"] == 10
+    # At most two round trips to Redis on each request's path: the key's check and the
+    # router's admission (the first request of an instance also loads the scripts).
+    trips = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("rxllm_redis_path_round_trips_total")
+    )
+    assert 2 * 5 <= trips <= 2 * 5 + 2
     client = redis.Redis.from_url(redis_server.url)
     records = [fields for _, fields in client.xrange("rxllm:spend")]
     client.close()
