@@ -566,14 +566,20 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
         ys = [max(st["latency"].get("p99", math.nan) * 1e3, 1e-2) for st in steps]
         style = "-" if section.get("workers", 1) == 1 else "--"
         ax.plot(xs, ys, style, marker="o", ms=3, color=_colour(name), label=name)
-    ax.axhline(10, color="black", lw=0.8, ls=":")
+    paired = next((sec for sec in results.get("rate", {}).values() if sec.get("steps")), None)
+    if paired is not None:
+        steps = [st for st in paired["steps"] if "direct" in st]
+        xs = [st["rate"] for st in steps]
+        ys = [max(st["direct"]["latency"].get("p99", math.nan) * 1e3, 1e-2) for st in steps]
+        ax.plot(xs, ys, ":", marker=".", ms=3, color=COLOURS["direct"], label="direct upstream")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.xaxis.set_major_formatter(number)
     ax.yaxis.set_major_formatter(number)
     ax.set_xlabel("offered rate, requests/s", fontsize=8)
     ax.set_ylabel("p99 latency, ms", fontsize=8)
-    ax.set_title("p99 latency vs offered rate (open loop)", fontsize=9)
+    title = "p99 latency vs offered rate (open loop)\ngoal: p99 - direct's p99 < 10 ms"
+    ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
     ax.legend(fontsize=7)
 
@@ -621,6 +627,8 @@ def chart(results: dict[str, Any], path: Path) -> Path | None:
         f"rxllm serve vs LiteLLM's proxy, same upstream and config - {env['date']}, "
         f"{env['cpu']}, {env['cores']} cores, load avg {env['load_before'][0]:.2f} before"
     )
+    if results.get("others_busy") is not None:
+        heading += f"; other processes used {results['others_busy']:.0%} of the CPU meanwhile"
     if env.get("smoke"):
         heading += " - SMOKE RUN"
     elif env.get("quick"):
