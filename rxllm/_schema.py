@@ -10,7 +10,8 @@ The schema is ``msgspec.json.schema(T)`` made fit for a model to answer in:
 * the root is ``T``'s own object schema, not a ``$ref`` (OpenAI wants an object at the root;
   the other definitions stay under ``$defs``; a reference back to ``T`` becomes ``"#"``);
 * every object with ``properties`` gets ``"additionalProperties": false`` unless it says
-  otherwise: the model must not invent fields (``T`` would ignore them anyway).
+  otherwise: the model must not invent fields (``T`` would ignore them anyway);
+* an ``enum`` (a ``Literal`` or an ``Enum``) whose values share one JSON type names it.
 
 ``strict`` is True only when OpenAI's strict mode takes the schema: every property required (no
 field with a default), no free-form ``dict`` fields, and none of the keywords strict mode
@@ -51,6 +52,8 @@ _STRICT_FORMATS = frozenset(
     {"date-time", "time", "date", "duration", "email", "hostname", "ipv4", "ipv6", "uuid"}
 )
 _NAME = re.compile(r"[^a-zA-Z0-9_-]")
+#: The JSON type of an enum's values (msgspec leaves it out; some providers want it).
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
 def is_struct_type(value: Any) -> TypeGuard[type[msgspec.Struct]]:
@@ -95,6 +98,10 @@ def struct_schema(struct: type[msgspec.Struct]) -> dict[str, Any]:
     def close(node: dict[str, Any]) -> dict[str, Any]:
         if root_ref is not None and node.get("$ref") == root_ref:
             node["$ref"] = "#"
+        if "enum" in node and "type" not in node:
+            kinds = {_JSON_TYPES.get(type(value)) for value in node["enum"]}
+            if len(kinds) == 1 and None not in kinds:
+                node["type"] = kinds.pop()
         if "properties" in node and "additionalProperties" not in node:
             node["additionalProperties"] = False
         return node

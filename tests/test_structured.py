@@ -5,6 +5,7 @@ cut anywhere, its linear work, and the typed errors."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 from collections.abc import Iterator
@@ -120,7 +121,7 @@ LOCATION_SCHEMA = {
     "properties": {
         "city": {"type": "string"},
         "temperature": {"type": "integer"},
-        "units": {"enum": ["c", "f"]},
+        "units": {"enum": ["c", "f"], "type": "string"},
     },
     "required": ["city", "temperature", "units"],
     "additionalProperties": False,
@@ -756,3 +757,18 @@ def test_snapshots_share_completed_members() -> None:
     assert all(r[0] == final["rows"][0] for r in rows)  # and never changed
     assert all(_is_prefix(s, final) for s in snapshots)
     assert len({id(s) for s in snapshots}) == len(snapshots)  # each emission a new value
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts_and_cuts())
+def test_the_operator_emits_growing_prefixes_then_the_strict_value(
+    case: tuple[Any, str, list[str]],
+) -> None:
+    _, text, pieces = case
+    final = msgspec.json.decode(text)
+    *partials, last = emitted(texts(*pieces).pipe(ops.partial_object()))
+    assert _same(last, final)
+    for before, after in itertools.pairwise(partials):
+        assert not _same(before, after)  # a new value only when it changed
+    assert all(_is_prefix(p, final) for p in partials)
+    assert len(partials) <= len(pieces)  # at most one per chunk
