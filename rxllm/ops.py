@@ -390,6 +390,15 @@ def _strict_value(
         raise error from exc
 
 
+def _not_json(
+    exc: JSONSyntaxError, text: str, tool: str | None, context: dict[str, Any]
+) -> StructuredOutputError:
+    what = f"the arguments of {tool!r} are" if tool is not None else "the answer is"
+    error = StructuredOutputError(f"{what} not JSON: {exc}", text=text, tool=tool, **context)
+    error.__cause__ = exc
+    return error
+
+
 def _context(chunk: ChatChunk | None, source: Observable[Any]) -> dict[str, Any]:
     provider = getattr(source, "provider", None) or (chunk.provider if chunk else None)
     model = getattr(source, "model", None) or (chunk.model if chunk else None)
@@ -464,13 +473,7 @@ def partial_object(
                         try:
                             changed = feed(text)
                         except JSONSyntaxError as exc:
-                            error = StructuredOutputError(
-                                f"the answer is not JSON: {exc}",
-                                text="".join(texts),
-                                **_context(chunk, source),
-                            )
-                            error.__cause__ = exc
-                            fail(error)
+                            fail(_not_json(exc, "".join(texts), None, _context(chunk, source)))
                             return
                         if changed and not parser.complete:
                             on_next(snapshot())
@@ -504,14 +507,11 @@ def partial_object(
                         tool=None,
                         context=context,
                     )
-                except (StructuredOutputError, JSONSyntaxError) as exc:
-                    if isinstance(exc, JSONSyntaxError):
-                        error = StructuredOutputError(
-                            f"the answer is not JSON: {exc}", text=text, **context
-                        )
-                        error.__cause__ = exc
-                        exc = error
-                    observer.on_error(exc)
+                except JSONSyntaxError as exc:  # a bad number at the very end
+                    observer.on_error(_not_json(exc, text, None, context))
+                    return
+                except StructuredOutputError as error:
+                    observer.on_error(error)
                     return
                 on_next(value)
                 observer.on_completed()
@@ -588,11 +588,15 @@ def partial_tool_calls(
                 observer.on_error(error)
 
             def complete(index: int) -> None:
+                """Emit call ``index`` decoded strictly; raises StructuredOutputError."""
                 call = calls.pop(index)
                 text = "".join(call.texts) or "{}"
                 cls = (types or {}).get(call.name)
                 decode = decoders.get(call.name, plain)
-                done = call.parser.close() if call.texts else True
+                try:
+                    done = call.parser.close() if call.texts else True
+                except JSONSyntaxError as exc:
+                    raise _not_json(exc, text, call.name, _context(last, source)) from exc
                 value = _strict_value(
                     decode,
                     cls,
@@ -639,7 +643,14 @@ def partial_tool_calls(
                                 text = function.arguments
                                 if text:
                                     call.texts.append(text)
-                                    if call.parser.feed(text) and not call.parser.complete:
+                                    try:
+                                        changed = call.parser.feed(text)
+                                    except JSONSyntaxError as exc:
+                                        context = _context(chunk, source)
+                                        raise _not_json(
+                                            exc, "".join(call.texts), call.name, context
+                                        ) from exc
+                                    if changed and not call.parser.complete:
                                         on_next(
                                             PartialToolCall(
                                                 index=fragment.index,
@@ -651,16 +662,6 @@ def partial_tool_calls(
                         if choice.finish_reason is not None:
                             finish = choice.finish_reason
                             flush(None)
-                except JSONSyntaxError as exc:
-                    bad = calls.get(fragment.index)
-                    error = StructuredOutputError(
-                        f"the arguments of {bad.name if bad else None!r} are not JSON: {exc}",
-                        text="".join(bad.texts) if bad else "",
-                        tool=bad.name if bad else None,
-                        **_context(chunk, source),
-                    )
-                    error.__cause__ = exc
-                    fail(error)
                 except StructuredOutputError as error:
                     fail(error)
 
@@ -673,8 +674,8 @@ def partial_tool_calls(
                     return
                 try:
                     flush(None)
-                except (StructuredOutputError, JSONSyntaxError) as exc:
-                    observer.on_error(exc)
+                except StructuredOutputError as error:
+                    observer.on_error(error)
                     return
                 observer.on_completed()
 

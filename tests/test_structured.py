@@ -540,6 +540,7 @@ def test_tool_arguments_errors_name_the_tool() -> None:
     source = reactivex.of(chunk(tool=fragment('{"a": tru', "f")), chunk(tool=fragment("x")))
     _, error = failure(source.pipe(ops.partial_tool_calls()))
     assert isinstance(error, errors.StructuredOutputError) and error.tool == "f"
+    assert isinstance(error.__cause__, JSONSyntaxError)
     assert error.text == '{"a": trux'
     cut = reactivex.of(chunk(tool=fragment('{"a": [', "f")), chunk(finish="length"))
     _, error = failure(cut.pipe(ops.partial_tool_calls()))
