@@ -81,6 +81,15 @@ _LITERALS: dict[str, tuple[str, Any]] = {
 _decode = msgspec.json.decode
 
 
+def _unescape(piece: str, position: int) -> str:
+    """A run of string body holding escapes, decoded (by msgspec, as the whole text will be)."""
+    try:
+        text: str = _decode('"' + piece + '"')
+    except msgspec.DecodeError as exc:  # the run's pattern admits only valid escapes
+        raise JSONSyntaxError(f"bad string: {exc}", position) from None
+    return text
+
+
 class JSONSyntaxError(msgspec.DecodeError):
     """The text is not JSON: ``position`` is the offset of the first character that shows it
     (counted in characters of the whole text)."""
@@ -154,7 +163,9 @@ class PartialJSON:
                     end = _STRING_RUN(s, pos).end()
                     if end > pos:
                         piece = s[pos:end]
-                        self._parts.append(_decode('"' + piece + '"') if "\\" in piece else piece)
+                        self._parts.append(
+                            _unescape(piece, start + pos) if "\\" in piece else piece
+                        )
                         changed = changed or not self._is_key
                         pos = end
                         if pos == n:
