@@ -45,8 +45,11 @@ _clock = time.process_time
 SIZES = (10_000, 100_000, 1_000_000)
 SMOKE_SIZES = (2_000, 10_000)
 DELTA = 5
-#: Re-parses timed per size at most (every k-th delta beyond this).
+#: Re-parses timed per size at most (every k-th delta beyond this), and at least.
 SAMPLES = 400
+MIN_SAMPLES = 20
+#: Seconds of re-parsing per contender and size, about, beyond which fewer deltas are sampled.
+BUDGET = 15.0
 #: The speed-up over the jiter re-parse wanted at 100 KB.
 GOAL_X = 20.0
 GOAL_SIZE = 100_000
@@ -152,14 +155,19 @@ def rxllm_parser(deltas: list[str], runs: int) -> tuple[float, int]:
 
 
 def _reparse(parse: Callable[[str], Any], deltas: list[str]) -> tuple[float, bool]:
-    """(seconds for re-parsing after every delta, estimated?) - timing every k-th delta."""
-    step = max(1, math.ceil(len(deltas) / SAMPLES))
+    """(seconds for re-parsing after every delta, estimated?) - timing every k-th delta, with
+    fewer samples when even those would take longer than ``BUDGET`` seconds."""
     ends = []
     end = 0
     for delta in deltas:
         end += len(delta)
         ends.append(end)
     text = "".join(deltas)
+    start = _clock()
+    parse(text)
+    whole = _clock() - start  # the last re-parse; the average one costs about half
+    samples = min(SAMPLES, max(MIN_SAMPLES, int(BUDGET / max(whole / 2, 1e-9))))
+    step = max(1, math.ceil(len(deltas) / samples))
     total = 0.0
     gc.collect()
     for i in range(step - 1, len(deltas), step):
@@ -266,7 +274,8 @@ def table(result: dict[str, Any]) -> list[str]:
         "",
         "Growth 1.00 is linear (ten times the text, ten times the time). CPU time of the "
         f"process; rxllm: best of {result['runs']} runs; re-parsers: one pass, timed on every "
-        f"k-th delta past {result['samples']} deltas and scaled (est.). "
+        f"k-th delta past {result['samples']} deltas (fewer when that would take over "
+        f"{BUDGET:.0f} s) and scaled (est.). "
         "`benchmarks/partial_json.py`.",
     ]
     goal = goal_row(result)
