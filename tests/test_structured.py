@@ -619,7 +619,7 @@ def _same(a: Any, b: Any) -> bool:
     return json.dumps(a) == json.dumps(b)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts_and_cuts())
 def test_any_json_cut_anywhere_parses_to_what_msgspec_decodes(
     case: tuple[Any, str, list[str]],
