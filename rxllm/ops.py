@@ -12,8 +12,9 @@ reactivex's own operators where one fits, so they mix freely with ``reactivex.op
     reactivex.merge(a.pipe(ops.label("fast")), b.pipe(ops.label("smart")))
     stream.pipe(ops.partial_object(Recipe)).subscribe(render)   # JSON as it grows, then a Recipe
 
-Per-chunk operators (``extract_content``, ``extract_reasoning``, ``tool_calls``, ``timeout``) are
-written as one fused step each: the chunk path is the hot path of a long stream.
+Per-chunk operators (``extract_content``, ``extract_reasoning``, ``tool_calls``, ``timeout``,
+``partial_object``, ``partial_tool_calls``) are written as one fused step each: the chunk path is
+the hot path of a long stream.
 
 Timers (``buffer_text``, ``timeout``, and reactivex's own time operators in a pipeline piped from
 a stream) run where the subscriber's callbacks run - the running loop's thread in asyncio code,
@@ -432,8 +433,10 @@ def partial_object(
     Errors of the stream itself pass through unchanged.
 
     The parser (``rxllm/_partial_json.py``) is incremental: the text is read once, however it
-    is cut; each emission copies only the containers still open (and an open string's text).
-    Reads the first choice (index 0).
+    is cut. Each emission copies only the containers still open, shallowly, and an open
+    string's text: cheap for most answers, but an answer that is one long array copies that
+    array's references each time (about 3 µs per thousand items). Reads the first choice
+    (index 0).
     """
     decode = _decoder(cls)
 
