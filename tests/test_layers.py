@@ -32,6 +32,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rxllm._ndjson",
         "rxllm._replay",
         "rxllm._assemble",
+        "rxllm._partial_json",  # the incremental JSON parser of ops.partial_object
+        "rxllm._schema",  # a Struct type's JSON Schema as a response_format
         "rxllm._sse_frames",
         "rxllm.pricing",
         "rxllm.tokens",
