@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
-from . import _checks
+from . import _checks, _telemetry
 from ._checks import DEFAULT_TIMEOUT, CallOptions, Verify
 from ._loop import run_sync
 from ._provider import Call, ChatCall, EmbeddingCall, EmbeddingProvider, Provider
@@ -209,7 +209,8 @@ def embedding(
         params=params,
     )
     call, spec, request = embedding_call(options, input)
-    return run_sync(_fetch_embedding(call, spec, request))
+    exchange = _fetch_embedding(call, spec, request)
+    return run_sync(_telemetry.measured(call, exchange, operation="embeddings"))
 
 
 async def aembedding(
@@ -240,7 +241,8 @@ async def aembedding(
         params=params,
     )
     call, spec, request = embedding_call(options, input)
-    return await _fetch_embedding(call, spec, request)
+    exchange = _fetch_embedding(call, spec, request)
+    return await _telemetry.measured(call, exchange, operation="embeddings")
 
 
 @overload
@@ -329,7 +331,7 @@ def completion(
     call, spec, request = chat_call(options, messages, stream)
     if stream:
         return ChatStream(call, spec, request, replay=replay)
-    return run_sync(_fetch_response(call, spec, request))
+    return run_sync(_telemetry.measured(call, _fetch_response(call, spec, request)))
 
 
 @overload
@@ -408,4 +410,4 @@ async def acompletion(
         chat_stream = ChatStream(call, spec, request, replay=replay)
         chat_stream.bind()
         return chat_stream
-    return await _fetch_response(call, spec, request)
+    return await _telemetry.measured(call, _fetch_response(call, spec, request))

@@ -67,6 +67,10 @@ class ProviderInfo(msgspec.Struct, frozen=True, kw_only=True):
     #: configuration file naming ``openai/<model>`` with a vLLM server's URL means this provider
     #: (LiteLLM's convention), see :func:`provider_for`.
     serves_others_of: tuple[str, ...] = ()
+    #: The provider's name in OpenTelemetry's GenAI semantic conventions
+    #: (``gen_ai.provider.name``: ``openai``, ``gcp.gemini``, ``azure.ai.openai``...), when it
+    #: differs from ``name`` or ``name`` is a well-known value there; None: ``name`` is used.
+    otel_name: str | None = None
     key_required: bool = True
     streaming: bool = True
     tools: bool = False
@@ -81,6 +85,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
         ProviderInfo(
             name="openai",
             module="rxllm.providers.openai",
+            otel_name="openai",
             default_api_base="https://api.openai.com/v1",
             env_keys=("OPENAI_API_KEY",),
             env_api_base="OPENAI_BASE_URL",
@@ -94,6 +99,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
         ProviderInfo(
             name="anthropic",
             module="rxllm.providers.anthropic",
+            otel_name="anthropic",
             default_api_base="https://api.anthropic.com",
             env_keys=("ANTHROPIC_API_KEY",),
             env_api_base="ANTHROPIC_BASE_URL",
@@ -106,6 +112,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
         ProviderInfo(
             name="gemini",
             module="rxllm.providers.gemini",
+            otel_name="gcp.gemini",
             default_api_base="https://generativelanguage.googleapis.com",
             env_keys=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
             default_model="gemini-2.5-flash",
@@ -118,6 +125,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
         ProviderInfo(
             name="azure",
             module="rxllm.providers.azure",
+            otel_name="azure.ai.openai",
             default_api_base="",  # per resource: https://<resource>.openai.azure.com
             env_keys=("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"),
             env_api_base=("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"),
@@ -129,6 +137,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
         ProviderInfo(
             name="deepseek",
             module="rxllm.providers.deepseek",
+            otel_name="deepseek",
             default_api_base="https://api.deepseek.com",
             env_keys=("DEEPSEEK_API_KEY",),
             env_api_base="DEEPSEEK_API_BASE",
@@ -140,6 +149,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
         ProviderInfo(
             name="mistral",
             module="rxllm.providers.mistral",
+            otel_name="mistral_ai",
             default_api_base="https://api.mistral.ai/v1",
             env_keys=("MISTRAL_API_KEY",),
             env_api_base="MISTRAL_API_BASE",
