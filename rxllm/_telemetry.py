@@ -191,6 +191,7 @@ class RequestTelemetry:
     __slots__ = (
         "_counts",
         "_records",
+        "_reported",
         "_times",
         "attempts",
         "chunks",
@@ -254,6 +255,7 @@ class RequestTelemetry:
         self.first_chunk_at: float | None = None
         self.end_ns = 0
         self.ended: float | None = None
+        self._reported = False
         #: Chunks emitted (streams).
         self.chunks = 0
         self._times = array("d")
@@ -307,7 +309,8 @@ class RequestTelemetry:
 
     @property
     def done(self) -> bool:
-        return self.ended is not None
+        """True once the request ended and its listeners heard of it."""
+        return self._reported
 
     @property
     def duration(self) -> float | None:
@@ -446,6 +449,13 @@ class RequestTelemetry:
         if self.attempts:
             self.attempts[-1].end(error)
 
+    def stop(self) -> None:
+        """The request ends now (only the first call counts): :meth:`finish` reports it, maybe
+        a little later."""
+        if self.ended is None and self.started is not None:
+            self.end_ns = time.time_ns()
+            self.ended = time.perf_counter()
+
     def finish(
         self,
         error: BaseException | None,
@@ -454,12 +464,13 @@ class RequestTelemetry:
         replay: Any = None,
         source: object | None = None,
     ) -> None:
-        """The request ended (only the first call counts). A stream gives what it kept
-        (``replay``: its ``Replay``/``NoReplay``), a plain request its ``response``."""
-        if self.ended is not None or self.started is None:
+        """The request ended (only the first call counts; at :meth:`stop`'s time if it was
+        called). A stream gives what it kept (``replay``: its ``Replay``/``NoReplay``), a plain
+        request its ``response``. Then every listener hears of it."""
+        if self._reported or self.started is None:
             return
-        self.end_ns = time.time_ns()
-        self.ended = time.perf_counter()
+        self._reported = True
+        self.stop()
         self.error = error
         if self.attempts:
             self.attempts[-1].end(error, (self.end_ns, self.ended))

@@ -797,14 +797,20 @@ class ChatStream(Observable[ChatChunk]):
     def _finish(self, error: LLMError | None) -> None:
         if self._state != _RUNNING:
             return
+        measure = self._telemetry
+        if measure is None:
+            self._end(error)
+            return
+        measure.stop()  # the request ends now; its telemetry is reported once the subscribers
+        self._end(error)  # have heard of the end, so that they do not wait for it
+        measure.finish(error, replay=self._chunks, source=self)
+
+    def _end(self, error: LLMError | None) -> None:
         _running.discard(self)
         observers, self._observers = self._observers, ()
         remotes, self._remote = self._remote, ()
-        measure = self._telemetry
         if error is None:
             self._state = _COMPLETED
-            if measure is not None:  # before the subscribers hear of it: they may take long
-                measure.finish(None, replay=self._chunks, source=self)
             for remote in remotes:
                 self._end_remote(remote, None)
             for observer in observers:
@@ -815,8 +821,6 @@ class ChatStream(Observable[ChatChunk]):
             error.partial_response = self._chunks.assemble()
         self._error, self._error_tb = error, error.__traceback__
         self._state = _FAILED
-        if measure is not None:
-            measure.finish(error, replay=self._chunks, source=self)
         for remote in remotes:
             self._end_remote(remote, error)
         for observer in observers:

@@ -270,13 +270,13 @@ class _Request(Listener):
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         if request.routed:
             self._attempt_spans(request, span)
-        span.end(end_time=request.end_ns)
         if self.token is not None:
             token, self.token = self.token, None
             with contextlib.suppress(RuntimeError):
                 if asyncio.current_task() is self.task:  # else its context ends with its task
                     context.detach(token)  # type: ignore[arg-type]
-        _record_metrics(sink.instruments, request, provider)
+        _record_metrics(sink.instruments, request, provider)  # first: a span ended shows all
+        span.end(end_time=request.end_ns)
 
     def _attempt_spans(self, request: RequestTelemetry, parent: Span) -> None:
         """One child span per request sent (and for a deployment whose request could not

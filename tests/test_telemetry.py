@@ -122,8 +122,13 @@ def attributes_of(span: ReadableSpan) -> dict[str, Any]:
     return attributes
 
 
-def port_of(server: ReplayServer) -> int:
-    return server.port
+def wait_for(condition: Any, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 # --- one request, one span --------------------------------------------------------------------
@@ -849,6 +854,12 @@ class RecordingSink:
     def __init__(self) -> None:
         self.log: list[tuple[str, Any]] = []
 
+    def finished(self, timeout: float = 10) -> _telemetry.RequestTelemetry:
+        """The request that finished (reported just after its subscribers heard of the end)."""
+        assert wait_for(lambda: bool(self.log) and self.log[-1][0] == "finished", timeout)
+        request: _telemetry.RequestTelemetry = self.log[-1][1]
+        return request
+
     def request(self, request: _telemetry.RequestTelemetry) -> _telemetry.Listener:
         self.log.append(("made", request))
         return Recording(self.log)
@@ -869,8 +880,8 @@ def test_a_sink_gets_each_measurement_once(
     chat = openai_stream(openai_base)
     assert [kind for kind, _ in sink.log] == ["made"]  # made, not started: nothing sent yet
     collect_sync(chat, timeout=10)
+    request = sink.finished()
     assert [kind for kind, _ in sink.log] == ["made", "started", "first_chunk", "finished"]
-    request: _telemetry.RequestTelemetry = sink.log[-1][1]
     assert request.done and request.outcome == "success" and request.error_type is None
     assert (request.operation, request.stream, request.provider, request.model) == (
         "chat",
@@ -949,7 +960,7 @@ def test_a_raising_sink_or_listener_changes_nothing(
     finally:
         for remove in removers:
             remove()
-    assert caplog.text.count("rxllm telemetry") == 3
+    assert wait_for(lambda: caplog.text.count("rxllm telemetry") == 3)
 
 
 async def test_a_stream_in_asyncio(
@@ -960,5 +971,5 @@ async def test_a_stream_in_asyncio(
         "openai", "gpt-4o", messages=MESSAGES, stream=True, api_key=API_KEY, api_base=openai_base
     )
     assert (await collect(chat)).text == OPENAI_TEXT
-    request: _telemetry.RequestTelemetry = sink.log[-1][1]
+    request = await asyncio.to_thread(sink.finished)
     assert request.outcome == "success" and request.chunks == OPENAI_CHUNKS
