@@ -7,6 +7,7 @@ is a stream that can be sent.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 
@@ -209,7 +210,7 @@ def embedding(
         params=params,
     )
     call, spec, request = embedding_call(options, input)
-    exchange = _fetch_embedding(call, spec, request)
+    exchange = functools.partial(_fetch_embedding, call, spec, request)
     return run_sync(_telemetry.measured(call, exchange, operation="embeddings"))
 
 
@@ -241,7 +242,7 @@ async def aembedding(
         params=params,
     )
     call, spec, request = embedding_call(options, input)
-    exchange = _fetch_embedding(call, spec, request)
+    exchange = functools.partial(_fetch_embedding, call, spec, request)
     return await _telemetry.measured(call, exchange, operation="embeddings")
 
 
@@ -331,7 +332,8 @@ def completion(
     call, spec, request = chat_call(options, messages, stream)
     if stream:
         return ChatStream(call, spec, request, replay=replay)
-    return run_sync(_telemetry.measured(call, _fetch_response(call, spec, request)))
+    exchange = functools.partial(_fetch_response, call, spec, request)
+    return run_sync(_telemetry.measured(call, exchange))
 
 
 @overload
@@ -410,4 +412,5 @@ async def acompletion(
         chat_stream = ChatStream(call, spec, request, replay=replay)
         chat_stream.bind()
         return chat_stream
-    return await _telemetry.measured(call, _fetch_response(call, spec, request))
+    exchange = functools.partial(_fetch_response, call, spec, request)
+    return await _telemetry.measured(call, exchange)

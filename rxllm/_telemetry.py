@@ -472,7 +472,7 @@ class RequestTelemetry:
         self._reported = True
         self.stop()
         self.error = error
-        if self.attempts:
+        if self.attempts and self.ended is not None:
             self.attempts[-1].end(error, (self.end_ns, self.ended))
         if replay is not None:
             self.chunks = len(replay)
@@ -502,11 +502,11 @@ class RequestTelemetry:
         """The router's attempt records (``rxllm.router.Attempt``) of a routed request."""
         return self._records or ()
 
-    async def _run(self, exchange: Coroutine[Any, Any, T]) -> T:
+    async def _run(self, exchange: Callable[[], Coroutine[Any, Any, T]]) -> T:
         self.begin()
         token = _current.set(self)
         try:
-            result = await exchange
+            result = await exchange()
         except BaseException as exc:
             self.finish(exc)
             raise
@@ -527,18 +527,19 @@ _RESPONSES = (ChatResponse, EmbeddingResponse)
 
 def measured(
     call: CallLike,
-    exchange: Coroutine[Any, Any, T],
+    exchange: Callable[[], Coroutine[Any, Any, T]],
     *,
     operation: Operation = "chat",
     config: str | None = None,
     records: Sequence[Any] | None = None,
 ) -> Coroutine[Any, Any, T]:
-    """A plain (not streamed) request for ``call`` as one measured request: ``exchange`` itself
-    while telemetry is off, else ``exchange`` wrapped so that it is measured when it runs. Call
-    it where the request is made (the caller's context). A routed request gives its router
-    ``config`` and ``records``, its list of attempt records, filled as it runs."""
+    """The coroutine of a plain (not streamed) request for ``call``, measured as one request:
+    ``exchange()`` itself while telemetry is off, else ``exchange()`` run inside a measurement.
+    Call it where the request is made (the caller's context: the parent of its span). A routed
+    request gives its router ``config`` and ``records``, its list of attempt records, filled as
+    it runs."""
     if not sinks:
-        return exchange
+        return exchange()
     request = RequestTelemetry.of(
         call, operation=operation, stream=False, config=config, records=records
     )

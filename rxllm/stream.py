@@ -34,7 +34,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -133,20 +133,23 @@ async def fetch(
 async def fetch_response(call: ChatCall, provider: Provider, request: HttpRequest) -> ChatResponse:
     """The non-streaming chat request (one attempt of the measured request being awaited, if
     telemetry is on: see ``rxllm._telemetry.measured``)."""
-    exchange = fetch(
-        call,
-        request,
-        lambda body: provider.parse_response(body, call),
-        lambda status, body, headers: provider.map_error(status, body, headers, call),
-    )
+
+    def exchange() -> Coroutine[Any, Any, ChatResponse]:
+        return fetch(
+            call,
+            request,
+            lambda body: provider.parse_response(body, call),
+            lambda status, body, headers: provider.map_error(status, body, headers, call),
+        )
+
     if not _telemetry.sinks:
-        return await exchange
+        return await exchange()
     measure = _telemetry.current()
     if measure is None:  # sent by no measured request: measured on its own
         return await _telemetry.measured(call, exchange)
     measure.attempt(call.provider, call.model, call.api_base)
     try:
-        response = await exchange
+        response = await exchange()
     except BaseException as exc:
         measure.attempt_ended(exc)
         raise

@@ -545,9 +545,13 @@ def test_a_routed_plain_request_measured_as_the_router_will_wrap_it(
     router, _ = routed(server, other)
     execution = router._execution("primary", MESSAGES, False, None, {})
     first = execution.first()
-    exchange = execution.run(FetchSender())
     response = rxllm._loop.run_sync(
-        _telemetry.measured(first.call, exchange, config="primary", records=execution.attempts)
+        _telemetry.measured(
+            first.call,
+            lambda: execution.run(FetchSender()),
+            config="primary",
+            records=execution.attempts,
+        )
     )
     assert response.text
     spans = otel.finished(4)
