@@ -14,6 +14,8 @@ spreads over all of them:
 * ``on`` - ``rxllm.telemetry.instrument()`` with the OpenTelemetry SDK's providers: every span
   goes to an in-memory exporter, every metric to an in-memory reader (what the SDK does per
   span and per data point is counted, no network);
+* ``on-no-chunk-metric`` - the same with ``chunk_intervals=False``: no
+  ``time_per_output_chunk`` data point per chunk;
 * ``before`` (``--baseline DIR``) - the rxllm found in DIR.
 
 Each run times one ``acompletion(stream=True)`` piped through ``ops.extract_content()`` over
@@ -45,7 +47,7 @@ MESSAGES = [{"role": "user", "content": "Say hello"}]
 # --- the worker (run as a script, so ``rxllm`` comes from PYTHONPATH) ---------------------------
 
 
-def _instrument() -> Any:
+def _instrument(chunk_intervals: bool = True) -> Any:
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -59,7 +61,9 @@ def _instrument() -> Any:
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
     rxllm.telemetry.instrument(
-        tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[reader])
+        tracer_provider=tracer_provider,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        chunk_intervals=chunk_intervals,
     )
     return spans, reader
 
@@ -122,8 +126,8 @@ async def _work(root: str, chunks: int, requests: int) -> dict[str, Any]:
 
 def worker(mode: str, root: str, chunks: int, requests: int) -> dict[str, Any]:
     exported: Any = None
-    if mode == "on":
-        exported = _instrument()
+    if mode.startswith("on"):
+        exported = _instrument(chunk_intervals=mode == "on")
     result = asyncio.run(_work(root, chunks, requests))
     result["otel_imported"] = any(m.startswith("opentelemetry") for m in sys.modules)
     if exported is not None:
@@ -186,18 +190,20 @@ def report(results: dict[str, list[dict[str, Any]]], chunks: int, requests: int)
             f"| {_figure([r['plain_request_us'] for r in runs])} "
             f"| {'yes' if any(r['otel_imported'] for r in runs) else 'no'} |"
         )
-    if "on" in results and "off" in results:
-        off, on = results["off"], results["on"]
+    lines.append("")
+    off = results["off"]
+    for mode, runs in results.items():
+        if mode == "off":
+            continue
 
-        def delta(key: str) -> float:
-            return statistics.median(r[key] for r in on) - statistics.median(r[key] for r in off)
+        def delta(key: str, runs: list[dict[str, Any]] = runs) -> float:
+            return statistics.median(r[key] for r in runs) - statistics.median(r[key] for r in off)
 
-        lines += [
-            "",
-            f"On minus off: {delta('per_chunk_us'):+.2f} µs per chunk, "
+        lines.append(
+            f"- {mode} minus off: {delta('per_chunk_us'):+.2f} µs per chunk, "
             f"{delta('stream_request_us'):+.0f} µs per short stream, "
-            f"{delta('plain_request_us'):+.0f} µs per plain request.",
-        ]
+            f"{delta('plain_request_us'):+.0f} µs per plain request."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -211,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.chunks, args.runs, args.requests = 300, 1, 3
-    modes = {"off": TREE, "on": TREE}
+    modes = {"off": TREE, "on": TREE, "on-no-chunk-metric": TREE}
     if args.baseline is not None:
         modes = {"before": args.baseline.resolve(), **modes}
     server, root = _start_server()

@@ -43,7 +43,7 @@ from .pricing import calculate_cost
 from .types import ChatChunk, ChatResponse, EmbeddingResponse, Message, Usage
 
 __all__ = [
-    "Attempt",
+    "Sent",
     "Listener",
     "RequestTelemetry",
     "Sink",
@@ -141,9 +141,10 @@ def conversation(conversation_id: str) -> Iterator[None]:
         _conversation.reset(token)
 
 
-class Attempt:
-    """One request sent for a routed request: when, where, and how it ended. The router's own
-    record of it (deployment, configuration, attempt number, outcome) is :attr:`record`."""
+class Sent:
+    """One request sent for a request that may send several (a routed request's attempt):
+    when, where, and how it ended. The router's own record of it (deployment, configuration,
+    attempt number, outcome: an ``rxllm.router.Attempt``) is :attr:`record`."""
 
     __slots__ = (
         "api_base",
@@ -193,7 +194,6 @@ class RequestTelemetry:
         "_records",
         "_reported",
         "_times",
-        "attempts",
         "chunks",
         "config",
         "conversation_id",
@@ -210,6 +210,7 @@ class RequestTelemetry:
         "provider",
         "requested_model",
         "response",
+        "sent",
         "server_address",
         "server_port",
         "start_ns",
@@ -266,7 +267,7 @@ class RequestTelemetry:
         self.response: ChatResponse | EmbeddingResponse | None = None
         self.error: BaseException | None = None
         #: Every request sent, for a routed request (empty for a direct one).
-        self.attempts: list[Attempt] = []
+        self.sent: list[Sent] = []
         self._records = records
 
     @classmethod
@@ -439,15 +440,15 @@ class RequestTelemetry:
 
     def attempt(self, provider: str, model: str, api_base: str) -> None:
         """A request is sent for this one (a routed request's attempt)."""
-        if self.attempts:
-            self.attempts[-1].end(None)
+        if self.sent:
+            self.sent[-1].end(None)
         self.provider, self.model = provider, model
         self.server_address, self.server_port = server_of(api_base)
-        self.attempts.append(Attempt(provider, model, api_base))
+        self.sent.append(Sent(provider, model, api_base))
 
     def attempt_ended(self, error: BaseException | None) -> None:
-        if self.attempts:
-            self.attempts[-1].end(error)
+        if self.sent:
+            self.sent[-1].end(error)
 
     def stop(self) -> None:
         """The request ends now (only the first call counts): :meth:`finish` reports it, maybe
@@ -472,8 +473,8 @@ class RequestTelemetry:
         self._reported = True
         self.stop()
         self.error = error
-        if self.attempts and self.ended is not None:
-            self.attempts[-1].end(error, (self.end_ns, self.ended))
+        if self.sent and self.ended is not None:
+            self.sent[-1].end(error, (self.end_ns, self.ended))
         if replay is not None:
             self.chunks = len(replay)
             if response is None and self.chunks:
@@ -491,8 +492,8 @@ class RequestTelemetry:
         if records:
             # Each request sent made one record, in order; a deployment whose request could
             # not even be built adds one last record with no request.
-            for attempt, record in zip(self.attempts, records, strict=False):
-                attempt.record = record
+            for sent, record in zip(self.sent, records, strict=False):
+                sent.record = record
         self._records = records
         for listener in self.listeners:
             _safely(listener.finished, self)

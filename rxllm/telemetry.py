@@ -50,9 +50,9 @@ import msgspec
 
 from . import __version__, providers
 from ._telemetry import (
-    Attempt,
     Listener,
     RequestTelemetry,
+    Sent,
     Sink,
     add_sink,
     conversation,
@@ -69,10 +69,10 @@ if TYPE_CHECKING:
     from opentelemetry.util.types import AttributeValue
 
 __all__ = [
-    "Attempt",
     "Listener",
     "RequestTelemetry",
     "SEMCONV_VERSION",
+    "Sent",
     "Sink",
     "add_sink",
     "conversation",
@@ -109,6 +109,7 @@ def instrument(
     meter_provider: MeterProvider | None = None,
     *,
     capture_content: bool | None = None,
+    chunk_intervals: bool = True,
 ) -> None:
     """Turn OpenTelemetry on for every request made from now on.
 
@@ -116,8 +117,11 @@ def instrument(
     set with ``opentelemetry.trace.set_tracer_provider`` and
     ``opentelemetry.metrics.set_meter_provider``, also when it sets them later).
     ``capture_content`` records message contents on the spans (default: the environment
-    variable ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else off). Calling it again
-    replaces the settings; it never makes two spans of one request."""
+    variable ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``, else off).
+    ``chunk_intervals=False`` leaves out ``gen_ai.client.operation.time_per_output_chunk``, the
+    one measurement made per chunk (a data point each, which is most of what telemetry costs
+    on a fast stream). Calling it again replaces the settings; it never makes two spans of one
+    request."""
     global _sink  # noqa: PLW0603 - the one exporter instrument() made
     try:
         from opentelemetry import metrics, trace
@@ -129,7 +133,8 @@ def instrument(
         capture_content = os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _CAPTURE_ON
     tracer = trace.get_tracer("rxllm", __version__, tracer_provider, schema_url=SCHEMA_URL)
     meter = metrics.get_meter("rxllm", __version__, meter_provider, schema_url=SCHEMA_URL)
-    sink = _OTelSink(tracer, _Instruments(meter), capture_content=capture_content)
+    instruments = _Instruments(meter, chunk_intervals=chunk_intervals)
+    sink = _OTelSink(tracer, instruments, capture_content=capture_content)
     if _sink is not None:
         remove_sink(_sink)
     _sink = sink
@@ -162,7 +167,7 @@ def _instrument_from_environment() -> None:
 class _Instruments:
     """The four GenAI client histograms."""
 
-    def __init__(self, meter: Any) -> None:
+    def __init__(self, meter: Any, *, chunk_intervals: bool) -> None:
         self.duration: Histogram = meter.create_histogram(
             "gen_ai.client.operation.duration",
             unit="s",
@@ -182,14 +187,16 @@ class _Instruments:
             "the generation request to when the first chunk is received in the response stream.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
-        self.per_chunk: Histogram = meter.create_histogram(
-            "gen_ai.client.operation.time_per_output_chunk",
-            unit="s",
-            description="Time per output chunk, recorded for each chunk received after the "
-            "first one, measured as the time elapsed from the end of the previous chunk to the "
-            "end of the current chunk.",
-            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
-        )
+        self.per_chunk: Histogram | None = None
+        if chunk_intervals:
+            self.per_chunk = meter.create_histogram(
+                "gen_ai.client.operation.time_per_output_chunk",
+                unit="s",
+                description="Time per output chunk, recorded for each chunk received after the "
+                "first one, measured as the time elapsed from the end of the previous chunk to "
+                "the end of the current chunk.",
+                explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+            )
 
 
 class _OTelSink:
@@ -286,10 +293,8 @@ class _Request(Listener):
 
         tracer = self.sink.tracer
         context = trace.set_span_in_context(parent)
-        attempts: list[tuple[Any, Attempt | None]] = [
-            (attempt.record, attempt) for attempt in request.attempts
-        ]
-        attempts += [(record, None) for record in request.records[len(request.attempts) :]]
+        attempts: list[tuple[Any, Sent | None]] = [(sent.record, sent) for sent in request.sent]
+        attempts += [(record, None) for record in request.records[len(request.sent) :]]
         for record, attempt in attempts:
             attributes: dict[str, AttributeValue] = {"rxllm.router.config": request.config or ""}
             error: BaseException | None = None
@@ -455,7 +460,7 @@ def _end_attributes(request: RequestTelemetry, provider: str) -> dict[str, Attri
     if cost is not None:
         attributes["rxllm.cost_usd"] = cost
     if request.routed:
-        attributes["rxllm.router.attempts"] = len(request.records) or len(request.attempts)
+        attributes["rxllm.router.attempts"] = len(request.records) or len(request.sent)
     if request.error_type is not None:
         attributes["error.type"] = request.error_type
     return attributes
@@ -497,9 +502,10 @@ def _record_metrics(instruments: _Instruments, request: RequestTelemetry, provid
         first_chunk = request.time_to_first_chunk
         if first_chunk is not None:
             instruments.first_chunk.record(first_chunk, attributes)
-        record = instruments.per_chunk.record
-        for seconds in request.chunk_intervals():
-            record(seconds, attributes)
+        if instruments.per_chunk is not None:
+            record = instruments.per_chunk.record
+            for seconds in request.chunk_intervals():
+                record(seconds, attributes)
 
 
 # --- contents (opt-in) -----------------------------------------------------------------------

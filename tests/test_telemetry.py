@@ -222,6 +222,28 @@ def test_a_streamed_call_s_metrics(otel: Otel, server: ReplayServer, openai_base
     assert tuple(per_chunk.explicit_bounds) == DURATION_BUCKETS
 
 
+def test_chunk_intervals_can_be_left_out(
+    otel: Otel, server: ReplayServer, openai_base: str
+) -> None:
+    reader = InMemoryMetricReader()
+    telemetry.instrument(
+        tracer_provider=otel.tracer_provider,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        chunk_intervals=False,
+    )
+    server.queue(Reply(body=fixture_bytes("openai/stream_text_usage.sse")))
+    collect_sync(openai_stream(openai_base), timeout=10)
+    otel.chat_spans()
+    data = reader.get_metrics_data()
+    assert data is not None
+    names = {m.name for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics}
+    assert names == {
+        "gen_ai.client.operation.duration",
+        "gen_ai.client.token.usage",
+        "gen_ai.client.operation.time_to_first_chunk",
+    }
+
+
 def test_a_plain_anthropic_call(otel: Otel, server: ReplayServer) -> None:
     server.queue(
         Reply(body=fixture_bytes("anthropic/response_text.json"), content_type="application/json")
@@ -911,6 +933,22 @@ def test_a_sink_gets_each_measurement_once(
     assert (request.server_address, request.server_port) == ("127.0.0.1", server.port)
 
 
+def test_chunk_intervals_follow_the_reads(
+    sink: RecordingSink, server: ReplayServer, openai_base: str
+) -> None:
+    body = fixture_bytes("openai/stream_text_usage.sse")
+    server.queue(Reply(body=body, piece=len(body) // 4 + 1, delay=0.03))
+    collect_sync(openai_stream(openai_base), timeout=10)
+    request = sink.finished()
+    intervals = list(request.chunk_intervals())
+    assert len(intervals) == request.chunks - 1 == OPENAI_CHUNKS - 1
+    assert request.reads >= 2
+    # The server writes four pieces 30 ms apart: the first chunk of a later read waited for
+    # its piece; the other chunks of a read came with it (0 s).
+    assert intervals.count(0.0) >= request.chunks - request.reads
+    assert 0.045 <= sum(intervals) <= request.duration - request.time_to_first_chunk  # type: ignore[operator]
+
+
 async def test_a_sink_sees_a_cancelled_plain_request(
     sink: RecordingSink, server: ReplayServer, openai_base: str
 ) -> None:
@@ -977,3 +1015,18 @@ async def test_a_stream_in_asyncio(
     assert (await collect(chat)).text == OPENAI_TEXT
     request = await asyncio.to_thread(sink.finished)
     assert request.outcome == "success" and request.chunks == OPENAI_CHUNKS
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_cost_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.telemetry", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "| off |" in done.stdout and "| on |" in done.stdout
