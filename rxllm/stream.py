@@ -194,7 +194,9 @@ class ChatStream(Observable[ChatChunk]):
     fallbacks): override ``_produce`` and call ``await self._send(call, provider, request)``
     for each attempt; an attempt may follow a failed one only while nothing reached the
     subscribers (``not self.committed``). ``_emit(chunks)`` and ``_finish(error)`` may be
-    extended (calling ``super()``) to observe the chunks and the end.
+    extended (calling ``super()``) to observe the chunks and the end. Telemetry counts each
+    ``_send`` as one request sent, and reads two attributes of a subclass that routes, if it
+    has them: ``config`` (the name the caller asked for) and ``attempts`` (its records of them).
     """
 
     def __init__(
@@ -641,8 +643,11 @@ class ChatStream(Observable[ChatChunk]):
         else:
             self._finish(None)
         finally:
-            if measure is not None:  # ended by _finish, else cancelled: it ends here
-                measure.finish(self._error, replay=self._chunks, source=self)
+            if measure is not None and not measure.done:  # cancelled, or stopped: ends here
+                why = self._error
+                if why is None and self._state == _RUNNING:  # its loop closed under it
+                    why = StreamCancelledError("the stream's task stopped before it finished")
+                measure.finish(why, replay=self._chunks, source=self)
 
     async def _produce(self) -> None:
         """Run the request and emit its chunks (a subclass may send it more than once, e.g.
