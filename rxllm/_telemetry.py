@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import threading
 import time
 from array import array
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
@@ -102,6 +103,8 @@ class Sink(Protocol):
 #: path reads it without a lock).
 sinks: tuple[Sink, ...] = ()
 
+_sinks_lock = threading.Lock()
+
 #: The plain request being awaited in this context: its attempts report to it.
 _current: contextvars.ContextVar[RequestTelemetry | None] = contextvars.ContextVar(
     "rxllm_request", default=None
@@ -114,15 +117,17 @@ _conversation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 def add_sink(sink: Sink) -> Callable[[], None]:
     """Register ``sink`` (once; adding it again changes nothing); returns what removes it."""
     global sinks  # noqa: PLW0603 - rebound, never mutated: readers take no lock
-    if not any(s is sink for s in sinks):
-        sinks = (*sinks, sink)
+    with _sinks_lock:
+        if not any(s is sink for s in sinks):
+            sinks = (*sinks, sink)
     return lambda: remove_sink(sink)
 
 
 def remove_sink(sink: Sink) -> None:
     """Unregister ``sink`` (nothing happens if it is not registered)."""
     global sinks  # noqa: PLW0603 - rebound, never mutated: readers take no lock
-    sinks = tuple(s for s in sinks if s is not sink)
+    with _sinks_lock:
+        sinks = tuple(s for s in sinks if s is not sink)
 
 
 def current() -> RequestTelemetry | None:
