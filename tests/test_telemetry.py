@@ -1030,3 +1030,73 @@ def test_the_cost_benchmark_runs() -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "| off |" in done.stdout and "| on |" in done.stdout
+
+
+# --- the gateway: RXLLM_OTEL=1 and the application's SDK, every request a span -----------------
+
+SITECUSTOMIZE = """
+import json, os
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+class ToFile(SpanExporter):
+    def export(self, spans):
+        with open(os.environ["RXLLM_TEST_SPANS"], "a") as out:
+            for span in spans:
+                attributes = {k: list(v) if isinstance(v, tuple) else v
+                              for k, v in (span.attributes or {}).items()}
+                out.write(json.dumps({"name": span.name, "kind": span.kind.name,
+                                      "attributes": attributes}) + "\\n")
+        return SpanExportResult.SUCCESS
+
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(ToFile()))
+trace.set_tracer_provider(provider)
+"""
+
+
+async def test_every_gateway_request_is_a_span(tmp_path: Path, server: ReplayServer) -> None:
+    import aiohttp
+
+    from .gateway.conftest import Gateway, config_for, respond, write_config
+
+    server.responder = respond
+    (tmp_path / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    spans_file = tmp_path / "spans.jsonl"
+    config = write_config(tmp_path / "config.yaml", config_for(server))
+    gateway = await asyncio.to_thread(
+        Gateway,
+        ["--config", str(config)],
+        cwd=tmp_path,
+        env={"RXLLM_OTEL": "1", "RXLLM_TEST_SPANS": str(spans_file), "PYTHONPATH": str(tmp_path)},
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            for body in (
+                {"model": "gpt-4o", "messages": MESSAGES, "stream": True},
+                {"model": "gpt-4o", "messages": MESSAGES},
+                {"model": "gpt-4o", "messages": [{"role": "user", "content": "fail429"}]},
+            ):
+                async with session.post(gateway.url("/v1/chat/completions"), json=body) as response:
+                    await response.read()
+            async with session.post(
+                gateway.url("/v1/embeddings"), json={"model": "embed", "input": "hello"}
+            ) as response:
+                assert response.status == 200
+    finally:
+        assert await asyncio.to_thread(gateway.stop) == 0, gateway.stderr
+    spans = [json.loads(line) for line in spans_file.read_text().splitlines()]
+    chats = [s for s in spans if s["name"].startswith("chat ")]
+    assert [s["kind"] for s in chats] == ["CLIENT"] * len(chats)
+    streamed = [s for s in chats if s["attributes"].get("gen_ai.request.stream")]
+    (stream,) = streamed
+    # openai/gpt-4o at a base URL other than OpenAI's is the openai_compatible provider (the
+    # LiteLLM convention), which has no well-known name in the conventions: rxllm's is used.
+    assert stream["attributes"]["gen_ai.provider.name"] == "openai_compatible"
+    assert stream["attributes"]["gen_ai.usage.output_tokens"] == 30
+    assert any(s["name"] == "rxllm.router.attempt" for s in spans)
+    plain = [s for s in chats if not s["attributes"].get("gen_ai.request.stream")]
+    assert sorted(s["attributes"].get("error.type", "") for s in plain) == ["", "RateLimitError"]
+    (embeddings,) = [s for s in spans if s["name"].startswith("embeddings ")]
+    assert embeddings["attributes"]["gen_ai.operation.name"] == "embeddings"
