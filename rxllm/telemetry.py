@@ -1,6 +1,6 @@
 """OpenTelemetry for rxllm, following the GenAI semantic conventions (v1.41.0).
 
-    pip install 'rxllm[otel]'
+    pip install -e '.[otel]'          # in the clone: the opentelemetry-api package
 
     import rxllm.telemetry
     rxllm.telemetry.instrument()        # or RXLLM_OTEL=1 in the environment
@@ -127,7 +127,8 @@ def instrument(
         from opentelemetry import metrics, trace
     except ImportError:
         raise ConfigurationError(
-            "rxllm.telemetry needs the OpenTelemetry API: pip install 'rxllm[otel]'"
+            "rxllm.telemetry needs the OpenTelemetry API (opentelemetry-api): "
+            "pip install -e '.[otel]' in the clone"
         ) from None
     if capture_content is None:
         capture_content = os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _CAPTURE_ON

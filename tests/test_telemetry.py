@@ -849,12 +849,12 @@ def test_without_the_api_installed_instrument_says_what_to_install() -> None:
         "with warnings.catch_warnings(record=True) as caught:\n"
         "    warnings.simplefilter('always')\n"
         "    import rxllm\n"
-        "print(caught[0].category.__name__, 'rxllm[otel]' in str(caught[0].message))\n"
+        "print(caught[0].category.__name__, '[otel]' in str(caught[0].message))\n"
         "import rxllm.telemetry\n"
         "try:\n"
         "    rxllm.telemetry.instrument()\n"
         "except rxllm.errors.ConfigurationError as exc:\n"
-        "    print('rxllm[otel]' in str(exc))\n"
+        "    print('opentelemetry-api' in str(exc))\n"
     )
     assert _run_python(code, RXLLM_OTEL="1").split() == ["RuntimeWarning", "True", "True"]
 
