@@ -37,6 +37,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rxllm._sse_frames",
         "rxllm.pricing",
         "rxllm.tokens",
+        "rxllm._telemetry",
     ),
     # Where code runs and how a consumer holds the producer back (schedulers, holds).
     "places": ("rxllm._places", "rxllm._flow"),
