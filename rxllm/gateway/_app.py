@@ -40,10 +40,11 @@ from .. import providers
 from .._api import aembedding
 from .._flow import TIMED_OUT, StreamIterator
 from ..cache import CACHE_HEADER, is_cache_hit
+from ..pricing import cost_of
 from ..streaming import SSE_HEADERS
 from ..tokens import estimate_request_tokens
 from ..types import ChatChunk, ChatResponse, Usage
-from . import _anthropic, _openai, _prices
+from . import _anthropic, _openai
 from ._config import Catalog, GatewayConfig
 from ._errors import GatewayError, WireError, anthropic_error_body, describe, openai_error_body
 from ._keys import KeyLimits, KeyStore, VirtualKey, authenticate, key_routes, unauthenticated
@@ -277,7 +278,7 @@ class Gateway:
         """Price a request's usage; add it to its key's spend and to the metrics."""
         if usage is None or request.get("cache_hit"):
             return  # a cache hit costs nothing
-        cost = _prices.cost(provider, model, usage)
+        cost = cost_of(provider, model, usage)
         request["metrics"].usage(usage.prompt_tokens, usage.completion_tokens, cost)
         key = caller.key
         if key is None:

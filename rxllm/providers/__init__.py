@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from .. import pricing
 from .._provider import Provider
 from ..errors import ConfigurationError
 
@@ -245,6 +246,7 @@ def register_provider(info: ProviderInfo) -> None:
     if info.name in _REGISTRY:
         raise ConfigurationError(f"a provider named {info.name!r} is already registered")
     _REGISTRY[info.name] = info
+    pricing.price_as(info.name, info.priced_as)
 
 
 def unregister_provider(name: str) -> None:
@@ -252,6 +254,7 @@ def unregister_provider(name: str) -> None:
     provider_info(name)
     del _REGISTRY[name]
     _loaded.pop(name, None)
+    pricing.price_as(name, ())
 
 
 def list_providers() -> list[str]:
@@ -489,4 +492,6 @@ class _Registry(dict[str, ProviderInfo]):
         return super().items()
 
 
+for _row in _REGISTRY.values():
+    pricing.price_as(_row.name, _row.priced_as)
 _REGISTRY = _Registry(_REGISTRY)
