@@ -40,7 +40,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from .errors import LLMError, StreamCancelledError
-from .pricing import calculate_cost
+from .pricing import cost_of
 from .types import ChatChunk, ChatResponse, EmbeddingResponse, Message, Usage
 
 __all__ = [
@@ -389,16 +389,8 @@ class RequestTelemetry:
         usage = self.usage
         if usage is None:
             return None
-        details = usage.prompt_tokens_details
-        cached = (details.cached_tokens or 0) if details is not None else 0
         for model in dict.fromkeys(m for m in (self.response_model, self.model) if m):
-            cost = calculate_cost(
-                self.provider,
-                model,
-                usage.prompt_tokens,
-                usage.completion_tokens,
-                cached_tokens=cached,
-            )
+            cost = cost_of(self.provider, model, usage)  # each part at its own rate
             if cost is not None:
                 return cost
         return None
