@@ -110,6 +110,7 @@ class PartialJSON:
         "_is_key",
         "_keys",
         "_literal",
+        "_open_len",
         "_parts",
         "_root",
         "_stack",
@@ -123,6 +124,7 @@ class PartialJSON:
         self._stack: list[Any] = []  # the open containers, root first
         self._keys: list[Any] = []  # per open container: the key being filled (objects)
         self._parts: list[str] = []  # the open string (decoded) or number (as text)
+        self._open_len = 0  # the open string's length so far
         self._is_key = False
         self._literal = ""  # the open literal's text so far
         self._carry = ""  # an escape cut in two: re-read with the next piece
@@ -163,9 +165,10 @@ class PartialJSON:
                     end = _STRING_RUN(s, pos).end()
                     if end > pos:
                         piece = s[pos:end]
-                        self._parts.append(
-                            _unescape(piece, start + pos) if "\\" in piece else piece
-                        )
+                        if "\\" in piece:
+                            piece = _unescape(piece, start + pos)
+                        self._parts.append(piece)
+                        self._open_len += len(piece)
                         changed = changed or not self._is_key
                         pos = end
                         if pos == n:
@@ -176,6 +179,7 @@ class PartialJSON:
                         parts = self._parts
                         value = parts[0] if len(parts) == 1 else "".join(parts)
                         self._parts = []
+                        self._open_len = 0
                         if self._is_key:
                             self._keys[-1] = value
                             state = _COLON
@@ -280,6 +284,14 @@ class PartialJSON:
         if self._state == _NUMBER and not self._stack:
             self._state = self._end_number(self._consumed)
         return self._state == _END
+
+    def snapshot_cost(self) -> int:
+        """About what a :meth:`snapshot` now copies: the open containers' sizes and the open
+        string's length (a caller may wait for more text before paying it)."""
+        cost = sum(map(len, self._stack))
+        if self._state == _STRING and not self._is_key:
+            cost += self._open_len
+        return cost
 
     def snapshot(self) -> Any:
         """The value so far (:data:`NOTHING` before any of it is visible): fresh copies of the

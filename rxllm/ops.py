@@ -401,6 +401,11 @@ def _context(chunk: ChatChunk | None, source: Observable[Any]) -> dict[str, Any]
     return {"provider": provider or None, "model": model or None}
 
 
+#: A partial value is emitted when copying it costs at most this many times the characters read
+#: since the previous emission (``partial_object``: linear overall).
+_COPY_RATIO = 64
+
+
 def partial_object(
     cls: Any = None,
 ) -> Callable[[Observable[ChatChunk]], Observable[Any]]:
@@ -429,9 +434,10 @@ def partial_object(
 
     The parser (``rxllm/_partial_json.py``) is incremental: the text is read once, however it
     is cut. Each emission copies only the containers still open, shallowly, and an open
-    string's text: cheap for most answers, but an answer that is one long array copies that
-    array's references each time (about 3 µs per thousand items). Reads the first choice
-    (index 0).
+    string's text; to keep the whole linear, a value is emitted only when that copy costs at
+    most 64 times the characters read since the previous emission. Small objects are emitted
+    at every change; an answer that is one long array or one long string is emitted every
+    1/64th of its size so far. Reads the first choice (index 0).
     """
     decode = _decoder(cls)
 
@@ -440,7 +446,9 @@ def partial_object(
             observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             parser = PartialJSON()
-            feed, snapshot = parser.feed, parser.snapshot
+            feed, snapshot, cost = parser.feed, parser.snapshot, parser.snapshot_cost
+            pending = 0  # characters read since the last emission
+            dirty = False  # the value changed since the last emission
             texts: list[str] = []
             append = texts.append
             refusals: list[str] = []
@@ -457,7 +465,7 @@ def partial_object(
                 observer.on_error(error)
 
             def on_chunk(chunk: ChatChunk) -> None:
-                nonlocal finish, last
+                nonlocal finish, last, pending, dirty
                 if ended:
                     return
                 last = chunk
@@ -473,7 +481,12 @@ def partial_object(
                         except JSONSyntaxError as exc:
                             fail(_not_json(exc, "".join(texts), None, _context(chunk, source)))
                             return
-                        if changed and not parser.complete:
+                        pending += len(text)
+                        dirty = dirty or changed
+                        # A snapshot copies the open containers: paid only when it costs at
+                        # most _COPY_RATIO times the text read since the last one (linear).
+                        if dirty and not parser.complete and pending * _COPY_RATIO >= cost():
+                            pending, dirty = 0, False
                             on_next(snapshot())
                     if delta.refusal:
                         refusals.append(delta.refusal)
@@ -539,13 +552,27 @@ class PartialToolCall(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 
 
 class _ToolCallState:
-    __slots__ = ("id", "name", "parser", "texts")
+    __slots__ = ("dirty", "id", "name", "parser", "pending", "texts")
 
     def __init__(self) -> None:
         self.id = ""
         self.name = ""
         self.parser = PartialJSON()
         self.texts: list[str] = []
+        self.pending = 0  # characters read since the last emission
+        self.dirty = False  # the arguments changed since the last emission
+
+    def worth_emitting(self, text: str, changed: bool) -> bool:
+        """Whether a snapshot now is paid for (as in ``partial_object``: linear overall)."""
+        self.pending += len(text)
+        self.dirty = self.dirty or changed
+        parser = self.parser
+        if not self.dirty or parser.complete:
+            return False
+        if self.pending * _COPY_RATIO < parser.snapshot_cost():
+            return False
+        self.pending, self.dirty = 0, False
+        return True
 
 
 def partial_tool_calls(
@@ -648,7 +675,7 @@ def partial_tool_calls(
                                         raise _not_json(
                                             exc, "".join(call.texts), call.name, context
                                         ) from exc
-                                    if changed and not call.parser.complete:
+                                    if call.worth_emitting(text, changed):
                                         on_next(
                                             PartialToolCall(
                                                 index=fragment.index,

@@ -773,3 +773,33 @@ def test_the_operator_emits_growing_prefixes_then_the_strict_value(
         assert not _same(before, after)  # a new value only when it changed
     assert all(_is_prefix(p, final) for p in partials)
     assert len(partials) <= len(pieces)  # at most one per chunk
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"story": "word " * 40_000}),  # one long string
+        json.dumps({"rows": [{"i": i} for i in range(20_000)]}),  # one long array
+    ],
+    ids=["long-string", "long-array"],
+)
+def test_emissions_copy_at_most_a_constant_times_the_text(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the operator's snapshots copy stays linear in the text: each costs at most 64
+    times the characters read since the previous one (a long string or array is emitted
+    less often as it grows, not copied at every 5-character delta)."""
+    copied = {"cost": 0, "snapshots": 0}
+    real_snapshot = PartialJSON.snapshot
+
+    def counting(self: PartialJSON) -> Any:
+        copied["cost"] += self.snapshot_cost()
+        copied["snapshots"] += 1
+        return real_snapshot(self)
+
+    monkeypatch.setattr(PartialJSON, "snapshot", counting)
+    pieces = [text[i : i + 5] for i in range(0, len(text), 5)]
+    *partials, last = emitted(texts(*pieces).pipe(ops.partial_object()))
+    assert last == json.loads(text)
+    assert copied["cost"] <= 64 * len(text) + 100
+    assert 50 < copied["snapshots"] < len(pieces) // 10  # still a live view, just thinner
