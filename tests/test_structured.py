@@ -799,7 +799,7 @@ def test_emissions_copy_at_most_a_constant_times_the_text(
 
     monkeypatch.setattr(PartialJSON, "snapshot", counting)
     pieces = [text[i : i + 5] for i in range(0, len(text), 5)]
-    *partials, last = emitted(texts(*pieces).pipe(ops.partial_object()))
+    *_partials, last = emitted(texts(*pieces).pipe(ops.partial_object()))
     assert last == json.loads(text)
     assert copied["cost"] <= 64 * len(text) + 100
     assert 50 < copied["snapshots"] < len(pieces) // 10  # still a live view, just thinner
