@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import partial_json
+
 HERE = Path(__file__).resolve().parent
 
 PACKAGES = (
@@ -29,6 +31,8 @@ PACKAGES = (
     "httpx",
     "litellm",
     "anthropic",
+    "jiter",
+    "partial-json-parser",
     "matplotlib",
 )
 
@@ -440,6 +444,10 @@ def _targets(results: dict[str, Any]) -> list[str]:
         verdict = _verdict(per_chunk <= REPLAY_MAX_BYTES)
         label = f"replay ≤ {REPLAY_MAX_BYTES:.0f} bytes/chunk beyond its text"
         rows.append([label, "rxllm", f"{per_chunk:.0f} bytes" + verdict, "-", "-"])
+    goal = partial_json.goal_row(results.get("partial_json", {}))
+    if goal is not None:
+        label = f"partial_object ≥ {partial_json.GOAL_X:.0f}x faster than jiter re-parse at 100 KB"
+        rows.append([label, "rxllm", goal, "-", "-"])
     header = ["target (issue 7)", "client", "rxllm", "vs floor-lines", "vs floor-bulk"]
     return [
         "### Targets",
@@ -547,6 +555,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [*_per_chunk(section, "Per-chunk cost, Anthropic format"), ""]
     if "replay" in results:
         lines += [*_replay(results["replay"]), ""]
+    if "partial_json" in results:
+        lines += [*partial_json.table(results["partial_json"]), ""]
     if results.get("failures"):
         lines += ["### Failures", ""] + [f"- {f}" for f in results["failures"]] + [""]
     lines += [FLOOR_NOTE, METHOD_NOTE]

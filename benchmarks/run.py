@@ -70,6 +70,7 @@ class Settings:
     fetch_chunks: int = 200  # the non-streaming answer's length, in stream pieces
     import_runs: int = 9
     replay_chunks: int = 20_000  # the stream whose replay memory is measured
+    partial_json_smoke: bool = False  # benchmarks/partial_json.py at its smoke sizes
 
 
 SMOKE = Settings(
@@ -85,9 +86,19 @@ SMOKE = Settings(
     concurrency=(1, 2),
     import_runs=1,
     replay_chunks=300,
+    partial_json_smoke=True,
 )
 
-BENCHMARKS = ("per_chunk", "ttft", "burst", "fetch", "imports", "anthropic", "replay")
+BENCHMARKS = (
+    "per_chunk",
+    "ttft",
+    "burst",
+    "fetch",
+    "imports",
+    "anthropic",
+    "replay",
+    "partial_json",
+)
 
 
 def log(message: str) -> None:
@@ -359,6 +370,26 @@ class Suite:
             self.failures.append(f"replay memory: {result['error']}")
         return result
 
+    def partial_json(self) -> dict[str, Any]:
+        """Structured output as it streams (benchmarks/partial_json.py, a fresh process)."""
+        smoke = ["--smoke"] if self.s.partial_json_smoke else []
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.partial_json", *smoke],
+            capture_output=True,
+            text=True,
+            cwd=HERE.parent,
+            check=False,
+        )
+        for line in done.stdout.splitlines():
+            if line.startswith("RESULT "):
+                result: dict[str, Any] = json.loads(line[7:])
+                break
+        else:
+            result = {"error": f"exited with status {done.returncode}: {done.stderr[-300:]}"}
+        if "error" in result:
+            self.failures.append(f"partial JSON: {result['error']}")
+        return result
+
     def stop(self) -> None:
         for worker in self.workers.values():
             worker.stop()
@@ -426,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
         if "replay" in only:
             log("replay memory")
             results["replay"] = suite.replay()
+        if "partial_json" in only:
+            log("structured output: partial JSON")
+            results["partial_json"] = suite.partial_json()
     finally:
         suite.stop()
         server.terminate()

@@ -9,12 +9,14 @@
     stream.pipe(ops.extract_content()).subscribe(lambda text: print(text, end="", flush=True))
 
 Names are imported on first use, so ``import rxllm`` stays fast; aiohttp is loaded only
-when a request is made.
+when a request is made. ``RXLLM_OTEL=1`` in the environment turns OpenTelemetry on at import
+(``rxllm.telemetry.instrument()``); otherwise nothing of OpenTelemetry is imported.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 # The one place the version is written: pyproject.toml reads it ([tool.setuptools.dynamic]).
@@ -57,6 +59,7 @@ _SUBMODULES = {
     "router",
     "streaming",
     "stream",
+    "telemetry",
     "tokens",
     "types",
     "transport",
@@ -98,6 +101,7 @@ __all__ = [
     "supports_streaming",
     "supports_tools",
     "supports_vision",
+    "telemetry",
     "tokens",
     "transport",
     "types",
@@ -112,6 +116,7 @@ if TYPE_CHECKING:
     from . import router as router
     from . import stream as stream
     from . import streaming as streaming
+    from . import telemetry as telemetry
     from . import tokens as tokens
     from . import transport as transport
     from . import types as types
@@ -164,3 +169,9 @@ async def aclose() -> None:
     from .transport.session import close_session
 
     await close_session()
+
+
+if os.environ.get("RXLLM_OTEL", "").strip().lower() in ("1", "true", "yes", "on"):
+    from .telemetry import _instrument_from_environment
+
+    _instrument_from_environment()

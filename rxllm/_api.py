@@ -7,12 +7,13 @@ is a stream that can be sent.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any, Literal, TypeVar, overload
 
 import msgspec
 
-from . import _checks
+from . import _checks, _telemetry
 from ._checks import DEFAULT_TIMEOUT, CallOptions, Verify
 from ._loop import run_sync
 from ._provider import Call, ChatCall, EmbeddingCall, EmbeddingProvider, Provider
@@ -209,7 +210,8 @@ def embedding(
         params=params,
     )
     call, spec, request = embedding_call(options, input)
-    return run_sync(_fetch_embedding(call, spec, request))
+    exchange = functools.partial(_fetch_embedding, call, spec, request)
+    return run_sync(_telemetry.measured(call, exchange, operation="embeddings"))
 
 
 async def aembedding(
@@ -240,7 +242,8 @@ async def aembedding(
         params=params,
     )
     call, spec, request = embedding_call(options, input)
-    return await _fetch_embedding(call, spec, request)
+    exchange = functools.partial(_fetch_embedding, call, spec, request)
+    return await _telemetry.measured(call, exchange, operation="embeddings")
 
 
 @overload
@@ -329,7 +332,8 @@ def completion(
     call, spec, request = chat_call(options, messages, stream)
     if stream:
         return ChatStream(call, spec, request, replay=replay)
-    return run_sync(_fetch_response(call, spec, request))
+    exchange = functools.partial(_fetch_response, call, spec, request)
+    return run_sync(_telemetry.measured(call, exchange))
 
 
 @overload
@@ -408,4 +412,5 @@ async def acompletion(
         chat_stream = ChatStream(call, spec, request, replay=replay)
         chat_stream.bind()
         return chat_stream
-    return await _fetch_response(call, spec, request)
+    exchange = functools.partial(_fetch_response, call, spec, request)
+    return await _telemetry.measured(call, exchange)

@@ -23,6 +23,7 @@ import msgspec
 
 from . import providers
 from ._provider import Call
+from ._schema import is_struct_type, response_format
 from ._secrets import header_credentials, masked_url, url_credentials
 from ._wire import LOOPBACK_SCHEME, HttpRequest
 from .errors import BadRequestError, ConfigurationError, LLMError
@@ -42,6 +43,7 @@ __all__ = [
     "check_params",
     "check_timeout",
     "check_verify",
+    "structured_params",
 ]
 
 #: ``verify=``: True (the system's CAs), False (no verification: a warning), a CA bundle path,
@@ -211,7 +213,10 @@ _PARAMS: dict[str, tuple[Any, str]] = {
     "stop": (_stop, "a string or a list of strings"),
     "tools": (_tools, "a list of tool dicts"),
     "tool_choice": (_text_or_mapping, "a string or a dict"),
-    "response_format": (lambda v: isinstance(v, Mapping), "a dict"),
+    "response_format": (
+        lambda v: isinstance(v, Mapping) or is_struct_type(v),
+        "a dict or a msgspec.Struct type",
+    ),
     "stream_options": (lambda v: isinstance(v, Mapping), "a dict"),
     "logit_bias": (lambda v: isinstance(v, Mapping), "a dict"),
     "logprobs": (lambda v: isinstance(v, bool), "True or False"),
@@ -219,6 +224,15 @@ _PARAMS: dict[str, tuple[Any, str]] = {
     "user": (lambda v: isinstance(v, str), "a string"),
     "reasoning_effort": (lambda v: isinstance(v, str), "a string"),
 }
+
+
+def structured_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``response_format`` given as a ``msgspec.Struct`` type -> OpenAI's ``json_schema`` form
+    with the type's schema (``rxllm/_schema.py``), which every provider translates."""
+    value = params.get("response_format")
+    if not is_struct_type(value):
+        return params
+    return {**params, "response_format": response_format(value)}
 
 
 def check_params(params: Mapping[str, Any]) -> None:
@@ -327,10 +341,11 @@ class Resolved(msgspec.Struct, frozen=True, kw_only=True):
         return error._with_context(provider=self.provider, model=self.model, secret=secrets)
 
     def request_params(self, check: Callable[[dict[str, Any], bool], dict[str, Any]]) -> Any:
-        """The parameters to send: ``check`` is the provider's (``check_params`` or
+        """The parameters to send: a ``response_format`` Struct type becomes its schema
+        (:func:`structured_params`), then ``check`` is the provider's (``check_params`` or
         ``check_embedding_params``), then the common types; errors name provider and model."""
         try:
-            params = check(self.params, self.drop_params)
+            params = check(structured_params(self.params), self.drop_params)
             check_params(params)
         except LLMError as exc:
             self.named(exc)

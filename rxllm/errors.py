@@ -43,6 +43,7 @@ __all__ = [
     "InternalServerError",
     "LLMError",
     "MalformedResponseError",
+    "OutputTruncatedError",
     "PLACEHOLDER_KEYS",
     "NotFoundError",
     "PermissionDeniedError",
@@ -56,6 +57,7 @@ __all__ = [
     "ServiceUnavailableError",
     "StreamCancelledError",
     "StreamTruncatedError",
+    "StructuredOutputError",
     "UnprocessableEntityError",
     "UnsupportedParamsError",
     "WouldBlockError",
@@ -490,6 +492,45 @@ class MalformedResponseError(ResponseError):
     """A frame or body that is not what the provider's format promises."""
 
 
+class StructuredOutputError(ResponseError):
+    """The answer is not the structured value asked for (``ops.partial_object``,
+    ``ops.partial_tool_calls``): its text is not JSON (found as soon as the text shows it), or
+    the JSON does not decode to the type asked for (the ``msgspec.ValidationError`` is the
+    ``__cause__``), or there is no JSON at all (``refusal`` holds the model's refusal, if it
+    gave one). ``text`` is the JSON text as received (``partial_text`` too); ``tool`` names the
+    tool call whose arguments failed, None for the answer's text."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        text: str = "",
+        refusal: str | None = None,
+        tool: str | None = None,
+        **context: Any,
+    ) -> None:
+        super().__init__(message, **context)
+        #: The JSON text as received ("" when none came).
+        self.text = text
+        #: The model's refusal (OpenAI's ``delta.refusal``), when it refused instead of answering.
+        self.refusal = refusal
+        #: The tool whose arguments failed (``ops.partial_tool_calls``), else None.
+        self.tool = tool
+
+    @property
+    def partial_text(self) -> str:
+        """The JSON text as received (the partial response's text when there is one)."""
+        return self.partial_response.text if self.partial_response is not None else self.text
+
+
+class OutputTruncatedError(StructuredOutputError):
+    """The answer stopped at its token limit (``finish_reason="length"``) before its JSON was
+    complete: truncated, not a bad object. Retrying the same call will stop there again; raise
+    ``max_tokens`` (or ask for less)."""
+
+    default_recoverable = False
+
+
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,
@@ -584,6 +625,12 @@ def error_summary(error: BaseException) -> dict[str, Any]:
     }
     if error.partial_response is not None:
         summary["partial_text"] = error.partial_text
+    if isinstance(error, StructuredOutputError):
+        summary["partial_text"] = error.partial_text
+        if error.refusal is not None:
+            summary["refusal"] = error.refusal
+        if error.tool is not None:
+            summary["tool"] = error.tool
     if isinstance(error, FanOutError):
         summary["errors"] = {name: error_summary(e) for name, e in error.errors.items()}
         summary["completed"] = list(error.completed)

@@ -10,9 +10,11 @@ reactivex's own operators where one fits, so they mix freely with ``reactivex.op
     stream.pipe(ops.buffer_text(0.05)).subscribe(render)        # UI batching
     stream.pipe(ops.timeout(first_token=10, idle=5), ops.collect()).subscribe(print)
     reactivex.merge(a.pipe(ops.label("fast")), b.pipe(ops.label("smart")))
+    stream.pipe(ops.partial_object(Recipe)).subscribe(render)   # JSON as it grows, then a Recipe
 
-Per-chunk operators (``extract_content``, ``extract_reasoning``, ``tool_calls``, ``timeout``) are
-written as one fused step each: the chunk path is the hot path of a long stream.
+Per-chunk operators (``extract_content``, ``extract_reasoning``, ``tool_calls``, ``timeout``,
+``partial_object``, ``partial_tool_calls``) are written as one fused step each: the chunk path is
+the hot path of a long stream.
 
 Timers (``buffer_text``, ``timeout``, and reactivex's own time operators in a pipeline piped from
 a stream) run where the subscriber's callbacks run - the running loop's thread in asyncio code,
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -34,13 +36,15 @@ from reactivex import operators as rx_ops
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 
 from ._assemble import Assembler, ToolCallParts, assemble
+from ._partial_json import JSONSyntaxError, PartialJSON
 from ._places import Place, PlaceScheduler, Timer, subscriber_place
-from .errors import APITimeoutError
+from .errors import APITimeoutError, OutputTruncatedError, StructuredOutputError
 from .pricing import cost_of
 from .tokens import estimate_tokens
 from .types import ChatChunk, ChatResponse, ToolCall
 
 __all__ = [
+    "PartialToolCall",
     "StreamMetrics",
     "accumulate",
     "buffer_text",
@@ -49,6 +53,8 @@ __all__ = [
     "extract_reasoning",
     "label",
     "metrics",
+    "partial_object",
+    "partial_tool_calls",
     "timeout",
     "tool_calls",
 ]
@@ -329,6 +335,383 @@ def tool_calls() -> Callable[[Observable[ChatChunk]], Observable[ToolCall]]:
         return Observable(subscribe)
 
     return _tool_calls
+
+
+# --- structured output -----------------------------------------------------------------------
+
+
+def _decoder(cls: Any) -> Callable[[str], Any]:
+    decode: Callable[[str], Any] = (
+        msgspec.json.decode if cls is None else msgspec.json.Decoder(cls).decode
+    )
+    return decode
+
+
+def _type_name(cls: Any) -> str:
+    return "JSON" if cls is None else getattr(cls, "__name__", None) or repr(cls)
+
+
+def _strict_value(
+    decode: Callable[[str], Any],
+    cls: Any,
+    text: str,
+    *,
+    complete: bool,
+    finish: str | None,
+    tool: str | None,
+    context: dict[str, Any],
+) -> Any:
+    """The strict value of a whole JSON text, or the typed error saying why there is none."""
+    what = f"the arguments of {tool!r}" if tool is not None else "the answer"
+    if finish == "length" and not complete:
+        raise OutputTruncatedError(
+            f"{what} reached the token limit (finish_reason='length') before its JSON was "
+            "complete: raise max_tokens",
+            text=text,
+            tool=tool,
+            **context,
+        )
+    try:
+        return decode(text)
+    except msgspec.ValidationError as exc:
+        error = StructuredOutputError(
+            f"{what} does not decode to {_type_name(cls)}: {exc}", text=text, tool=tool, **context
+        )
+        raise error from exc
+    except msgspec.DecodeError as exc:
+        problem = "holds no JSON" if not text.strip() else "is not complete JSON"
+        if finish not in (None, "stop", "tool_calls"):
+            problem += f" (finish_reason={finish!r})"
+        error = StructuredOutputError(f"{what} {problem}: {exc}", text=text, tool=tool, **context)
+        raise error from exc
+
+
+def _not_json(
+    exc: JSONSyntaxError, text: str, tool: str | None, context: dict[str, Any]
+) -> StructuredOutputError:
+    what = f"the arguments of {tool!r} are" if tool is not None else "the answer is"
+    error = StructuredOutputError(f"{what} not JSON: {exc}", text=text, tool=tool, **context)
+    error.__cause__ = exc
+    return error
+
+
+def _context(chunk: ChatChunk | None, source: Observable[Any]) -> dict[str, Any]:
+    provider = getattr(source, "provider", None) or (chunk.provider if chunk else None)
+    model = getattr(source, "model", None) or (chunk.model if chunk else None)
+    return {"provider": provider or None, "model": model or None}
+
+
+#: A partial value is emitted when copying it costs at most this many times the characters read
+#: since the previous emission (``partial_object``: linear overall).
+_COPY_RATIO = 64
+
+
+def partial_object(
+    cls: Any = None,
+) -> Callable[[Observable[ChatChunk]], Observable[Any]]:
+    """Chunks whose text is JSON -> the value so far, each time it grows, then the whole value
+    decoded strictly (``cls``, e.g. a ``msgspec.Struct`` type, or plain JSON when None).
+
+    For streams asked for structured output (``completion(..., response_format=Recipe)``, or a
+    ``json_schema`` / ``json_object`` dict): every provider's answer arrives as text (Anthropic's
+    forced tool is read as text by its provider module), so this works the same everywhere.
+
+    * While the JSON is incomplete, each chunk that changes it emits the value so far as plain
+      JSON values - a ``dict`` for an object - holding what is complete and the open part:
+      strings as far as they came, containers with the members so far; numbers, ``true``,
+      ``false``, ``null`` and keys only once complete. Each is a new object (completed members
+      are shared between them, never changed), a prefix of the final value. Whitespace, a key
+      still being written, or digits of a number change nothing and emit nothing.
+    * When the stream completes, the whole text is decoded with msgspec into ``cls`` and that
+      strict value is emitted last (always, even when equal to the last partial).
+
+    Errors, all :class:`~rxllm.errors.StructuredOutputError` (``text`` holds the JSON text):
+    text that is not JSON fails as soon as it shows (the upstream is disposed first, cancelling
+    the request); a value ``cls`` refuses fails at the end with the ``msgspec.ValidationError``
+    as its ``__cause__``; an answer cut by the token limit (``finish_reason="length"``) is an
+    :class:`~rxllm.errors.OutputTruncatedError`; no JSON at all (a refusal: ``refusal``) too.
+    Errors of the stream itself pass through unchanged.
+
+    The parser (``rxllm/_partial_json.py``) is incremental: the text is read once, however it
+    is cut. Each emission copies only the containers still open, shallowly, and an open
+    string's text; to keep the whole linear, a value is emitted only when that copy costs at
+    most 64 times the characters read since the previous emission. Small objects are emitted
+    at every change; an answer that is one long array or one long string is emitted every
+    1/64th of its size so far. Reads the first choice (index 0).
+    """
+    decode = _decoder(cls)
+
+    def _partial(source: Observable[ChatChunk]) -> Observable[Any]:
+        def subscribe(
+            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            parser = PartialJSON()
+            feed, snapshot, cost = parser.feed, parser.snapshot, parser.snapshot_cost
+            pending = 0  # characters read since the last emission
+            dirty = False  # the value changed since the last emission
+            texts: list[str] = []
+            append = texts.append
+            refusals: list[str] = []
+            finish: str | None = None
+            last: ChatChunk | None = None
+            ended = False
+            upstream = SingleAssignmentDisposable()
+            on_next = observer.on_next
+
+            def fail(error: Exception) -> None:
+                nonlocal ended
+                ended = True
+                upstream.dispose()
+                observer.on_error(error)
+
+            def on_chunk(chunk: ChatChunk) -> None:
+                nonlocal finish, last, pending, dirty
+                if ended:
+                    return
+                last = chunk
+                for choice in chunk.choices:
+                    if choice.index:
+                        continue
+                    delta = choice.delta
+                    text = delta.content
+                    if text:
+                        append(text)
+                        try:
+                            changed = feed(text)
+                        except JSONSyntaxError as exc:
+                            fail(_not_json(exc, "".join(texts), None, _context(chunk, source)))
+                            return
+                        pending += len(text)
+                        dirty = dirty or changed
+                        # A snapshot copies the open containers: paid only when it costs at
+                        # most _COPY_RATIO times the text read since the last one (linear).
+                        if dirty and not parser.complete and pending * _COPY_RATIO >= cost():
+                            pending, dirty = 0, False
+                            on_next(snapshot())
+                    if delta.refusal:
+                        refusals.append(delta.refusal)
+                    if choice.finish_reason is not None:
+                        finish = choice.finish_reason
+
+            def on_error(error: Exception) -> None:
+                if not ended:
+                    observer.on_error(error)
+
+            def on_completed() -> None:
+                if ended:
+                    return
+                text = "".join(texts)
+                context = _context(last, source)
+                try:
+                    complete = parser.close()
+                    if refusals and not text.strip():
+                        refusal = "".join(refusals)
+                        raise StructuredOutputError(
+                            f"the model refused: {refusal}", refusal=refusal, **context
+                        )
+                    value = _strict_value(
+                        decode,
+                        cls,
+                        text,
+                        complete=complete,
+                        finish=finish,
+                        tool=None,
+                        context=context,
+                    )
+                except JSONSyntaxError as exc:  # a bad number at the very end
+                    observer.on_error(_not_json(exc, text, None, context))
+                    return
+                except StructuredOutputError as error:
+                    observer.on_error(error)
+                    return
+                on_next(value)
+                observer.on_completed()
+
+            upstream.disposable = source.subscribe(
+                on_chunk, on_error, on_completed, scheduler=scheduler
+            )
+            return upstream
+
+        return Observable(subscribe)
+
+    return _partial
+
+
+class PartialToolCall(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """What :func:`partial_tool_calls` emits: one tool call's arguments so far, or, with
+    ``complete``, its whole arguments decoded strictly."""
+
+    #: The call's position among the answer's tool calls (0, 1, ...).
+    index: int
+    id: str
+    name: str
+    #: The arguments so far (plain JSON values, a ``dict`` once the object has begun), or, when
+    #: ``complete``, decoded into the type given for ``name`` (plain JSON without one).
+    arguments: Any
+    complete: bool = False
+
+
+class _ToolCallState:
+    __slots__ = ("dirty", "id", "name", "parser", "pending", "texts")
+
+    def __init__(self) -> None:
+        self.id = ""
+        self.name = ""
+        self.parser = PartialJSON()
+        self.texts: list[str] = []
+        self.pending = 0  # characters read since the last emission
+        self.dirty = False  # the arguments changed since the last emission
+
+    def worth_emitting(self, text: str, changed: bool) -> bool:
+        """Whether a snapshot now is paid for (as in ``partial_object``: linear overall)."""
+        self.pending += len(text)
+        self.dirty = self.dirty or changed
+        parser = self.parser
+        if not self.dirty or parser.complete:
+            return False
+        if self.pending * _COPY_RATIO < parser.snapshot_cost():
+            return False
+        self.pending, self.dirty = 0, False
+        return True
+
+
+def partial_tool_calls(
+    types: Mapping[str, Any] | None = None,
+) -> Callable[[Observable[ChatChunk]], Observable[PartialToolCall]]:
+    """Chunks -> each tool call's arguments as they stream (:class:`PartialToolCall`), then,
+    once the call is complete, its arguments decoded strictly: into ``types[name]`` (e.g. a
+    ``msgspec.Struct`` type) when given for the call's tool, else plain JSON.
+
+    What :func:`partial_object` does for the answer's text, per tool call: an item with
+    ``complete=False`` each time a call's arguments grow (plain JSON values so far), then one
+    with ``complete=True`` when the call is complete - when a later call starts, when the choice
+    finishes, or when the stream completes (as :func:`tool_calls` decides). Empty arguments are
+    ``{}``. Errors (:class:`~rxllm.errors.StructuredOutputError`, ``tool`` naming the call's
+    tool): arguments that are not JSON (at once, upstream disposed), that ``types`` refuses, or
+    cut by the token limit (:class:`~rxllm.errors.OutputTruncatedError`). Reads the first
+    choice (index 0).
+    """
+    decoders = {name: _decoder(cls) for name, cls in (types or {}).items()}
+    plain = _decoder(None)
+
+    def _partial(source: Observable[ChatChunk]) -> Observable[PartialToolCall]:
+        def subscribe(
+            observer: abc.ObserverBase[PartialToolCall],
+            scheduler: abc.SchedulerBase | None = None,
+        ) -> abc.DisposableBase:
+            calls: dict[int, _ToolCallState] = {}
+            finish: str | None = None
+            last: ChatChunk | None = None
+            ended = False
+            upstream = SingleAssignmentDisposable()
+            on_next = observer.on_next
+
+            def fail(error: Exception) -> None:
+                nonlocal ended
+                ended = True
+                upstream.dispose()
+                observer.on_error(error)
+
+            def complete(index: int) -> None:
+                """Emit call ``index`` decoded strictly; raises StructuredOutputError."""
+                call = calls.pop(index)
+                text = "".join(call.texts) or "{}"
+                cls = (types or {}).get(call.name)
+                decode = decoders.get(call.name, plain)
+                try:
+                    done = call.parser.close() if call.texts else True
+                except JSONSyntaxError as exc:
+                    raise _not_json(exc, text, call.name, _context(last, source)) from exc
+                value = _strict_value(
+                    decode,
+                    cls,
+                    text,
+                    complete=done,
+                    finish=finish,
+                    tool=call.name,
+                    context=_context(last, source),
+                )
+                on_next(
+                    PartialToolCall(
+                        index=index, id=call.id, name=call.name, arguments=value, complete=True
+                    )
+                )
+
+            def flush(below: int | None) -> None:
+                for index in sorted(calls):
+                    if below is None or index < below:
+                        complete(index)
+
+            def on_chunk(chunk: ChatChunk) -> None:
+                nonlocal finish, last
+                if ended:
+                    return
+                last = chunk
+                try:
+                    for choice in chunk.choices:
+                        if choice.index:
+                            continue
+                        fragments = choice.delta.tool_calls
+                        if fragments:
+                            for fragment in fragments:
+                                call = calls.get(fragment.index)
+                                if call is None:
+                                    flush(fragment.index)
+                                    call = calls[fragment.index] = _ToolCallState()
+                                if fragment.id:
+                                    call.id = fragment.id
+                                function = fragment.function
+                                if function is None:
+                                    continue
+                                if function.name and not call.name:
+                                    call.name = function.name
+                                text = function.arguments
+                                if text:
+                                    call.texts.append(text)
+                                    try:
+                                        changed = call.parser.feed(text)
+                                    except JSONSyntaxError as exc:
+                                        context = _context(chunk, source)
+                                        raise _not_json(
+                                            exc, "".join(call.texts), call.name, context
+                                        ) from exc
+                                    if call.worth_emitting(text, changed):
+                                        on_next(
+                                            PartialToolCall(
+                                                index=fragment.index,
+                                                id=call.id,
+                                                name=call.name,
+                                                arguments=call.parser.snapshot(),
+                                            )
+                                        )
+                        if choice.finish_reason is not None:
+                            finish = choice.finish_reason
+                            flush(None)
+                except StructuredOutputError as error:
+                    fail(error)
+
+            def on_error(error: Exception) -> None:
+                if not ended:
+                    observer.on_error(error)
+
+            def on_completed() -> None:
+                if ended:
+                    return
+                try:
+                    flush(None)
+                except StructuredOutputError as error:
+                    observer.on_error(error)
+                    return
+                observer.on_completed()
+
+            upstream.disposable = source.subscribe(
+                on_chunk, on_error, on_completed, scheduler=scheduler
+            )
+            return upstream
+
+        return Observable(subscribe)
+
+    return _partial
 
 
 # --- fan-out ---------------------------------------------------------------------------------

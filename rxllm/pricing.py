@@ -47,6 +47,8 @@ __all__ = [
 
 #: Prices set at run time (provider -> model -> price), consulted before the shipped table.
 _overrides: dict[str, dict[str, ModelPrice]] = {}
+#: Provider -> the providers whose prices its models take (:func:`price_as`).
+_aliases: dict[str, tuple[str, ...]] = {}
 
 _VERSION_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|\d{3}|latest|v\d+(?::\d+)?)$")
 
@@ -115,8 +117,29 @@ def set_price(
     )
 
 
+def price_as(provider: str, others: tuple[str, ...]) -> None:
+    """Price ``provider``'s models as ``others``' when it has no row of its own for them (an
+    OpenAI-compatible server answering for ``gpt-4o``). The provider registry says this for
+    its rows (``ProviderInfo.priced_as``)."""
+    if others:
+        _aliases[provider] = others
+    else:
+        _aliases.pop(provider, None)
+
+
 def price_of(provider: str, model: str) -> ModelPrice | None:
-    """The price of ``model`` at ``provider``, or None when the table does not list it."""
+    """The price of ``model`` at ``provider`` (else at a provider it is priced as, see
+    :func:`price_as`), or None when the table does not list it."""
+    price = _own_price(provider, model)
+    if price is None:
+        for other in _aliases.get(provider, ()):
+            price = _own_price(other, model)
+            if price is not None:
+                break
+    return price
+
+
+def _own_price(provider: str, model: str) -> ModelPrice | None:
     shipped = price_table().models.get(provider) or {}
     custom = _overrides.get(provider) or {}
     if not shipped and not custom:

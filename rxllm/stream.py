@@ -34,7 +34,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -43,7 +43,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.internal.exceptions import SequenceContainsNoElementsError
 
-from . import transport
+from . import _telemetry, transport
 from ._events import StreamDecoder
 from ._flow import StreamIterator, _holds, producer_holds
 from ._loop import background_loop, running_loop
@@ -61,6 +61,7 @@ from ._places import (
 )
 from ._provider import Call, ChatCall, Provider
 from ._replay import NoReplay, Replay
+from ._telemetry import RequestTelemetry
 from ._wire import HttpRequest, body_snippet, request_id_from
 from .errors import (
     LLMError,
@@ -130,13 +131,30 @@ async def fetch(
 
 
 async def fetch_response(call: ChatCall, provider: Provider, request: HttpRequest) -> ChatResponse:
-    """The non-streaming chat request."""
-    return await fetch(
-        call,
-        request,
-        lambda body: provider.parse_response(body, call),
-        lambda status, body, headers: provider.map_error(status, body, headers, call),
-    )
+    """The non-streaming chat request (one attempt of the measured request being awaited, if
+    telemetry is on: see ``rxllm._telemetry.measured``)."""
+
+    def exchange() -> Coroutine[Any, Any, ChatResponse]:
+        return fetch(
+            call,
+            request,
+            lambda body: provider.parse_response(body, call),
+            lambda status, body, headers: provider.map_error(status, body, headers, call),
+        )
+
+    if not _telemetry.sinks:
+        return await exchange()
+    measure = _telemetry.current()
+    if measure is None:  # sent by no measured request: measured on its own
+        return await _telemetry.measured(call, exchange)
+    measure.attempt(call.provider, call.model, call.api_base)
+    try:
+        response = await exchange()
+    except BaseException as exc:
+        measure.attempt_ended(exc)
+        raise
+    measure.attempt_ended(None)
+    return response
 
 
 def _is_stream(media_type: str, decoder: StreamDecoder) -> bool:
@@ -176,7 +194,9 @@ class ChatStream(Observable[ChatChunk]):
     fallbacks): override ``_produce`` and call ``await self._send(call, provider, request)``
     for each attempt; an attempt may follow a failed one only while nothing reached the
     subscribers (``not self.committed``). ``_emit(chunks)`` and ``_finish(error)`` may be
-    extended (calling ``super()``) to observe the chunks and the end.
+    extended (calling ``super()``) to observe the chunks and the end. Telemetry counts each
+    ``_send`` as one request sent, and reads two attributes of a subclass that routes, if it
+    has them: ``config`` (the name the caller asked for) and ``attempts`` (its records of them).
     """
 
     def __init__(
@@ -205,6 +225,11 @@ class ChatStream(Observable[ChatChunk]):
         self._emitted = 0
         self._bind_lock = threading.Lock()
         self.request_id: str | None = None
+        #: What telemetry measures of this request; None while telemetry is off (the usual
+        #: case), and then nothing more is done per request or per read.
+        self._telemetry: RequestTelemetry | None = (
+            RequestTelemetry.of(call, operation="chat", stream=True) if _telemetry.sinks else None
+        )
 
     # --- what users can look at --------------------------------------------------------
 
@@ -600,6 +625,9 @@ class ChatStream(Observable[ChatChunk]):
 
     async def _run(self) -> None:
         self._started = True
+        measure = self._telemetry
+        if measure is not None:
+            measure.begin(self)
         try:
             await self._produce()
         except asyncio.CancelledError:
@@ -614,6 +642,12 @@ class ChatStream(Observable[ChatChunk]):
             self._finish(unexpected)
         else:
             self._finish(None)
+        finally:
+            if measure is not None and not measure.done:  # cancelled, or stopped: ends here
+                why = self._error
+                if why is None and self._state == _RUNNING:  # its loop closed under it
+                    why = StreamCancelledError("the stream's task stopped before it finished")
+                measure.finish(why, replay=self._chunks, source=self)
 
     async def _produce(self) -> None:
         """Run the request and emit its chunks (a subclass may send it more than once, e.g.
@@ -625,7 +659,17 @@ class ChatStream(Observable[ChatChunk]):
         and the context of its errors), send ``request`` and emit its chunks."""
         self._call, self._provider, self._request = call, provider, request
         self.request_id = None
-        await self._read(call, provider, request)
+        measure = self._telemetry
+        if measure is None:
+            await self._read(call, provider, request)
+            return
+        measure.attempt(call.provider, call.model, call.api_base)
+        try:
+            await self._read(call, provider, request)
+        except BaseException as exc:
+            measure.attempt_ended(exc)
+            raise
+        measure.attempt_ended(None)
 
     async def _read(self, call: ChatCall, provider: Provider, request: HttpRequest) -> None:
         """Send ``request`` and emit its chunks; raises the typed error that ends it early."""
@@ -644,11 +688,14 @@ class ChatStream(Observable[ChatChunk]):
             parser = provider.stream_parser(call)
             decode, parse = decoder.feed, parser.parse
             holds = producer_holds()
+            emit: Callable[[list[ChatChunk]], None] = self._emit
+            if self._telemetry is not None:  # checked once per response, never per read
+                emit = self._telemetry.emitter(emit)
             try:
                 async for data in response.content.iter_any():
                     chunks, error = parse(decode(data))
                     if chunks:
-                        self._emit(chunks)
+                        emit(chunks)
                         if holds:
                             await self._wait_holds(holds)
                     if error is not None:
@@ -657,18 +704,18 @@ class ChatStream(Observable[ChatChunk]):
                         break
                 else:
                     chunks, error = parse(decoder.close())
-                    self._emit(chunks)
+                    emit(chunks)
                     if error is not None:
                         raise error
                     last = parser.finish()
                     if last is not None:
-                        self._emit([last])
+                        emit([last])
             except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
                 # aiohttp raises a dropped connection before the bytes it had already
                 # received: decode those first, so the partial answer keeps them.
                 chunks, _ = parse(decode(_unread(response.content)))
                 if chunks and self._state == _RUNNING:
-                    self._emit(chunks)
+                    emit(chunks)
                 raise transport.body_reader_error(exc, call.timeout) from exc
             if parser.done:
                 self._finish(None)
@@ -758,6 +805,15 @@ class ChatStream(Observable[ChatChunk]):
     def _finish(self, error: LLMError | None) -> None:
         if self._state != _RUNNING:
             return
+        measure = self._telemetry
+        if measure is None:
+            self._end(error)
+            return
+        measure.stop()  # the request ends now; its telemetry is reported once the subscribers
+        self._end(error)  # have heard of the end, so that they do not wait for it
+        measure.finish(error, replay=self._chunks, source=self)
+
+    def _end(self, error: LLMError | None) -> None:
         _running.discard(self)
         observers, self._observers = self._observers, ()
         remotes, self._remote = self._remote, ()

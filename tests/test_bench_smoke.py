@@ -38,6 +38,7 @@ def test_smoke_run_completes_and_writes_a_table(tmp_path: Path) -> None:
         "### Non-streaming requests/s (openai format, 0.02 s a run)",
         "### Per-chunk cost, Anthropic format (300-chunk stream)",
         "### What a stream keeps for replay (303-chunk OpenAI stream",
+        "### Structured output: partial JSON (5-character deltas)",
     ):
         assert section in table
     for client in ("| floor-lines |", "| floor-bulk |", "| rxllm-extract |", "| rxllm-collect |"):

@@ -32,9 +32,12 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "rxllm._ndjson",
         "rxllm._replay",
         "rxllm._assemble",
+        "rxllm._partial_json",  # the incremental JSON parser of ops.partial_object
+        "rxllm._schema",  # a Struct type's JSON Schema as a response_format
         "rxllm._sse_frames",
         "rxllm.pricing",
         "rxllm.tokens",
+        "rxllm._telemetry",
     ),
     # Where code runs and how a consumer holds the producer back (schedulers, holds).
     "places": ("rxllm._places", "rxllm._flow"),

@@ -160,3 +160,15 @@ def test_cache_write_prices_follow_anthropics_published_multipliers() -> None:
         assert all(p.reasoning is None for p in rows.values()), provider
         if provider != "anthropic":
             assert all(p.cache_write is None and p.cache_write_1h is None for p in rows.values())
+
+
+def test_a_provider_priced_as_another_takes_its_rates() -> None:
+    """The registry's ``priced_as``: an OpenAI-compatible server answering for ``gpt-4o``, and
+    the Responses API, are billed at OpenAI's rates; a provider with no such row is not."""
+    from rxllm import pricing
+
+    openai = pricing.price_of("openai", "gpt-4o")
+    assert openai is not None
+    assert pricing.price_of("openai_compatible", "gpt-4o") == openai
+    assert pricing.price_of("openai_responses", "gpt-4o-2024-08-06") == openai
+    assert pricing.price_of("ollama", "gpt-4o") is None

@@ -18,9 +18,9 @@ import pytest
 import rxllm
 from rxllm import pricing
 from rxllm.gateway._anthropic import _usage_out
-from rxllm.gateway._prices import cost as _cost
 from rxllm.ops import metrics
 from rxllm.pricing import CostBreakdown, cost_breakdown, cost_of
+from rxllm.pricing import cost_of as _cost
 from rxllm.streaming import collect_sync
 from rxllm.types import (
     ChatResponse,

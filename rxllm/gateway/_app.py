@@ -40,14 +40,15 @@ from .. import providers
 from .._api import aembedding
 from .._flow import TIMED_OUT, StreamIterator
 from ..cache import CACHE_HEADER, is_cache_hit
+from ..pricing import cost_of
 from ..streaming import SSE_HEADERS
 from ..tokens import estimate_request_tokens
 from ..types import ChatChunk, ChatResponse, Usage
-from . import _anthropic, _openai, _prices
+from . import _anthropic, _openai
 from ._config import Catalog, GatewayConfig
 from ._errors import GatewayError, WireError, anthropic_error_body, describe, openai_error_body
 from ._keys import KeyLimits, KeyStore, VirtualKey, authenticate, key_routes, unauthenticated
-from ._metrics import CONTENT_TYPE, Metrics, RequestMetrics
+from ._metrics import CONTENT_TYPE, Metrics, RequestMetrics, measuring
 from ._playground import playground_routes
 from ._shared import SharedKeys
 
@@ -277,7 +278,7 @@ class Gateway:
         """Price a request's usage; add it to its key's spend and to the metrics."""
         if usage is None or request.get("cache_hit"):
             return  # a cache hit costs nothing
-        cost = _prices.cost(provider, model, usage)
+        cost = cost_of(provider, model, usage)
         request["metrics"].usage(usage.prompt_tokens, usage.completion_tokens, cost)
         key = caller.key
         if key is None:
@@ -308,7 +309,8 @@ class Gateway:
 
     def _resolve(self, request: web.Request, model: str) -> str:
         request["model"] = model
-        request["metrics"] = self.metrics.request(_endpoint(request), model)
+        request["metrics"] = measured = self.metrics.request(_endpoint(request), model)
+        measuring(measured)  # the upstream request made next reports its timing there
         name = self.catalog.resolve(model)
         if name is None:
             raise GatewayError(
@@ -446,18 +448,16 @@ class Gateway:
         """Pass ``stream`` to the client chunk by chunk (see the module docstring). A stream
         that ends without usage (the client left, the upstream failed) is billed an estimate:
         the prompt's tokens and a token per 4 characters of what was streamed."""
-        loop = asyncio.get_running_loop()
         measured: RequestMetrics = request["metrics"]
         chunks: StreamIterator[ChatChunk] = StreamIterator(stream, max_buffered=_RELAY_BUFFER)
         heartbeat = self.heartbeat
         response: web.StreamResponse | None = None
-        started = request["started"]
-        last = None
+        first = True
         provider = model = ""
         chars = 0
 
         def usage() -> Usage | None:
-            if frames.usage is not None or last is None:
+            if frames.usage is not None or first:
                 return frames.usage
             return _estimated(messages, chars)
 
@@ -474,13 +474,9 @@ class Gateway:
                 if item is TIMED_OUT:
                     await response.write(KEEP_ALIVE)
                     continue
-                now = loop.time()
-                if last is None:
-                    measured.first_token(now - started)
+                if first:
+                    first = False
                     provider, model = item.provider, item.model
-                else:
-                    measured.chunk_interval(now - last)
-                last = now
                 for choice in item.choices:
                     delta = choice.delta
                     chars += len(delta.content or "") + len(delta.reasoning_content or "")

@@ -9,9 +9,48 @@ histograms); labels are the requested model name and the endpoint.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["CONTENT_TYPE", "Metrics", "RequestMetrics"]
+from .._telemetry import Listener, RequestTelemetry, add_sink
+
+__all__ = ["CONTENT_TYPE", "Metrics", "RequestMetrics", "measuring"]
+
+#: The gateway request whose upstream request is being made in this context (a handler's).
+_measuring: ContextVar[RequestMetrics | None] = ContextVar("rxllm_gateway_request", default=None)
+
+
+def measuring(measured: RequestMetrics) -> None:
+    """From a handler, before it makes the upstream request: rxllm's telemetry measures that
+    request once (time to first chunk, the chunks' intervals) and reports it to ``measured``."""
+    _measuring.set(measured)
+
+
+class _Sink:
+    """rxllm's telemetry sink (:mod:`rxllm._telemetry`) feeding the gateway's histograms: the
+    same measurements OpenTelemetry gets, one source of truth."""
+
+    def request(self, request: RequestTelemetry) -> Listener | None:
+        measured = _measuring.get()
+        return None if measured is None else _Timing(measured)
+
+
+class _Timing(Listener):
+    __slots__ = ("_measured",)
+
+    def __init__(self, measured: RequestMetrics) -> None:
+        self._measured = measured
+
+    def first_chunk(self, request: RequestTelemetry) -> None:
+        seconds = request.time_to_first_chunk
+        if seconds is not None:
+            self._measured.first_token(seconds)
+
+    def finished(self, request: RequestTelemetry) -> None:
+        measured = self._measured
+        for seconds in request.chunk_intervals():
+            measured.chunk_interval(seconds)
+
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -44,7 +83,8 @@ class Metrics:
         )
         self.time_to_first_token = Histogram(
             "rxllm_time_to_first_token_seconds",
-            "Seconds from a streamed request's arrival to its first chunk.",
+            "Seconds from sending a streamed request upstream to its first chunk (rxllm's "
+            "telemetry: the same measurement OpenTelemetry gets).",
             ["model"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
@@ -120,6 +160,7 @@ class Metrics:
             registry=registry,
         )
         self._router_seen = {"path_round_trips": 0, "fallbacks": 0}
+        add_sink(_SINK)
 
     def router_shared(self, status: dict[str, Any]) -> None:
         """Bring the router's Redis figures up to date (``Router.shared_status()``)."""
@@ -161,6 +202,9 @@ class Metrics:
         return generate_latest(registry)
 
 
+_SINK = _Sink()
+
+
 class RequestMetrics:
     """One request's measurements: its children of the labelled metrics, looked up once."""
 
@@ -176,9 +220,10 @@ class RequestMetrics:
 
     def first_token(self, seconds: float) -> None:
         self._metrics.time_to_first_token.labels(self._model).observe(seconds)
-        self._chunk = self._metrics.chunk_interval.labels(self._model)
 
     def chunk_interval(self, seconds: float) -> None:
+        if self._chunk is None:
+            self._chunk = self._metrics.chunk_interval.labels(self._model)
         self._chunk.observe(seconds)
 
     def finished(self, status: int, seconds: float, error: str | None = None) -> None:

@@ -29,10 +29,9 @@ from importlib import resources
 import msgspec
 from aiohttp import web
 
-from ..pricing import ModelPrice, price_table
+from ..pricing import ModelPrice, price_of, price_table
 from ._config import Catalog
 from ._errors import GatewayError
-from ._prices import rates
 
 __all__ = ["CSP", "STATIC_FILES", "playground_routes"]
 
@@ -86,13 +85,13 @@ def playground_routes(
         models = query.getall("model", [])
         provider = query.get("provider")
         if provider is not None and len(models) == 1:
-            found = [_Rates(provider, models[0], rates(provider, models[0]))]
+            found = [_Rates(provider, models[0], price_of(provider, models[0]))]
         elif provider is None and models:
             found = [
                 _Rates(
                     spec.provider or "",
                     spec.model or "",
-                    rates(spec.provider or "", spec.model or ""),
+                    price_of(spec.provider or "", spec.model or ""),
                 )
                 for name in models
                 for spec in catalog.deployments(name)

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from .. import pricing
 from .._provider import Provider
 from ..errors import ConfigurationError
 
@@ -70,6 +71,10 @@ class ProviderInfo(msgspec.Struct, frozen=True, kw_only=True):
     #: Providers whose price-table rows price this one's models when it has none of its own
     #: (an OpenAI-compatible server answering for ``gpt-4o``; the Responses API's models).
     priced_as: tuple[str, ...] = ()
+    #: The provider's name in OpenTelemetry's GenAI semantic conventions
+    #: (``gen_ai.provider.name``: ``openai``, ``gcp.gemini``, ``azure.ai.openai``...), when it
+    #: differs from ``name`` or ``name`` is a well-known value there; None: ``name`` is used.
+    otel_name: str | None = None
     key_required: bool = True
     streaming: bool = True
     tools: bool = False
@@ -84,6 +89,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
         ProviderInfo(
             name="openai",
             module="rxllm.providers.openai",
+            otel_name="openai",
             default_api_base="https://api.openai.com/v1",
             env_keys=("OPENAI_API_KEY",),
             env_api_base="OPENAI_BASE_URL",
@@ -104,6 +110,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
             env_keys=("OPENAI_API_KEY",),
             env_api_base="OPENAI_BASE_URL",
             priced_as=("openai",),
+            otel_name="openai",
             tools=True,
             vision=True,
             reasoning=True,
@@ -111,6 +118,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
         ProviderInfo(
             name="anthropic",
             module="rxllm.providers.anthropic",
+            otel_name="anthropic",
             default_api_base="https://api.anthropic.com",
             env_keys=("ANTHROPIC_API_KEY",),
             env_api_base="ANTHROPIC_BASE_URL",
@@ -123,6 +131,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
         ProviderInfo(
             name="gemini",
             module="rxllm.providers.gemini",
+            otel_name="gcp.gemini",
             default_api_base="https://generativelanguage.googleapis.com",
             env_keys=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
             default_model="gemini-2.5-flash",
@@ -135,6 +144,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
         ProviderInfo(
             name="azure",
             module="rxllm.providers.azure",
+            otel_name="azure.ai.openai",
             default_api_base="",  # per resource: https://<resource>.openai.azure.com
             env_keys=("AZURE_API_KEY", "AZURE_OPENAI_API_KEY"),
             env_api_base=("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT"),
@@ -146,6 +156,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
         ProviderInfo(
             name="deepseek",
             module="rxllm.providers.deepseek",
+            otel_name="deepseek",
             default_api_base="https://api.deepseek.com",
             env_keys=("DEEPSEEK_API_KEY",),
             env_api_base="DEEPSEEK_API_BASE",
@@ -157,6 +168,7 @@ _REGISTRY: dict[str, ProviderInfo] = {
         ProviderInfo(
             name="mistral",
             module="rxllm.providers.mistral",
+            otel_name="mistral_ai",
             default_api_base="https://api.mistral.ai/v1",
             env_keys=("MISTRAL_API_KEY",),
             env_api_base="MISTRAL_API_BASE",
@@ -234,6 +246,7 @@ def register_provider(info: ProviderInfo) -> None:
     if info.name in _REGISTRY:
         raise ConfigurationError(f"a provider named {info.name!r} is already registered")
     _REGISTRY[info.name] = info
+    pricing.price_as(info.name, info.priced_as)
 
 
 def unregister_provider(name: str) -> None:
@@ -241,6 +254,7 @@ def unregister_provider(name: str) -> None:
     provider_info(name)
     del _REGISTRY[name]
     _loaded.pop(name, None)
+    pricing.price_as(name, ())
 
 
 def list_providers() -> list[str]:
@@ -478,4 +492,6 @@ class _Registry(dict[str, ProviderInfo]):
         return super().items()
 
 
+for _row in _REGISTRY.values():
+    pricing.price_as(_row.name, _row.priced_as)
 _REGISTRY = _Registry(_REGISTRY)

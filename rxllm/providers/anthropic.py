@@ -13,6 +13,15 @@ block) or a tool is sent where Anthropic reads a prompt-caching breakpoint.
 Usage: ``prompt_tokens`` is ``input_tokens`` + cache writes + cache reads, the writes and reads
 kept apart in ``prompt_tokens_details`` (see :class:`rxllm.types.Usage`).
 
+Structured output (``response_format`` of type ``json_schema``, which a msgspec Struct type
+becomes): a tool whose ``input_schema`` is the schema, named as the schema, forced with
+``tool_choice: {"type": "tool"}`` (every Claude model takes it). Its input streams as the
+answer's text - ``content`` deltas, finish reason ``stop`` - so the answer reads as on every
+other provider, and a later turn sends it back as text. With thinking on (a forced tool is then
+refused), with the caller's own tools or ``tool_choice`` (a forced tool would shut them out),
+or for a schema whose root is not an object, the schema goes in ``output_config.format``
+instead (structured outputs: Claude 4.5 models and later).
+
 Streams are typed SSE events (``message_start``, ``content_block_start/delta/stop``,
 ``message_delta``, ``message_stop``, ``ping``, ``error``), each decoded by msgspec into one
 loose struct and dispatched on its ``type`` (the real API pads its JSON with spaces; msgspec
@@ -43,6 +52,7 @@ from ..errors import (
     RateLimitError,
     ServiceUnavailableError,
     StreamTruncatedError,
+    UnsupportedParamsError,
     error_for_status,
     refine_class,
     status_from_code,
@@ -75,7 +85,14 @@ from ._common import (
     tool_arguments,
 )
 
-__all__ = ["DEFAULT_MAX_TOKENS", "PROVIDER", "AnthropicProvider", "AnthropicStreamParser"]
+__all__ = [
+    "ANSWER_TOOL_DESCRIPTION",
+    "DEFAULT_MAX_TOKENS",
+    "PROVIDER",
+    "AnthropicProvider",
+    "AnthropicStreamParser",
+    "answer_tool",
+]
 
 API_VERSION = "2023-06-01"
 
@@ -95,6 +112,7 @@ CHAT_PARAMS = frozenset(
         "metadata",
         "parallel_tool_calls",
         "reasoning_effort",
+        "response_format",
         "stop",
         "stream_options",
         "temperature",
@@ -422,6 +440,8 @@ class AnthropicStreamParser(EventParser):
     """
 
     __slots__ = (
+        "_answer",
+        "_answer_block",
         "_blocks",
         "_created",
         "_id",
@@ -434,7 +454,10 @@ class AnthropicStreamParser(EventParser):
         "_tools",
     )
 
-    def __init__(self, name: str, model: str) -> None:
+    def __init__(self, name: str, model: str, answer_tool: str | None = None) -> None:
+        #: The tool forced to carry a structured answer: its input streams as text.
+        self._answer = answer_tool
+        self._answer_block: int | None = None  # its content block
         self._name = name
         self._requested = model  # errors name the model asked for
         self._model = model  # chunks name the one that answered (from message_start)
@@ -517,6 +540,8 @@ class AnthropicStreamParser(EventParser):
                     return None
                 if kept is not None:
                     kept.parts.append(delta.partial_json)
+                if ev.index == self._answer_block:  # the structured answer: its text
+                    return self._chunk(Delta(content=delta.partial_json))
                 tool = self._tools.get(ev.index)
                 if tool is None:
                     return None  # a server tool's input: kept for content_blocks only
@@ -568,11 +593,14 @@ class AnthropicStreamParser(EventParser):
             return self._chunk(Delta(role="assistant"))
         if kind == "message_delta":
             stop_reason = ev.delta.stop_reason if ev.delta is not None else None
+            finish = _finish(stop_reason)
+            if finish == "tool_calls" and self._answer_block is not None and not self._tools:
+                finish = "stop"  # the forced answer tool: an answer, not a call
             fields = None
             if self._special:
                 built = (self._blocks[i].build() for i in sorted(self._blocks))
                 fields = {"content_blocks": [block for block in built if block is not None]}
-            chunk = self._chunk(Delta(provider_fields=fields), _finish(stop_reason), stop_reason)
+            chunk = self._chunk(Delta(provider_fields=fields), finish, stop_reason)
             chunk.usage = _usage(ev.usage, self._start_usage)
             return chunk
         if kind == "message_stop":
@@ -597,6 +625,9 @@ class AnthropicStreamParser(EventParser):
         if _is_special(whole):
             self._special = True
         if block.type == "tool_use":
+            if self._answer is not None and block.name == self._answer:
+                self._answer_block = ev.index
+                return None
             index = self._tools[ev.index] = len(self._tools)
             call = ToolCallDelta(
                 index=index,
@@ -807,6 +838,45 @@ def _tool_choice(choice: Any, parallel: bool | None) -> dict[str, Any] | None:
     return translated
 
 
+#: The description of the tool that carries a structured answer.
+ANSWER_TOOL_DESCRIPTION = "Give your answer by calling this tool: its input is the answer."
+
+
+def _json_schema(params: Mapping[str, Any]) -> tuple[str, Any, str | None] | None:
+    """(name, schema, description) of a ``json_schema`` response format, else None."""
+    response_format = params.get("response_format")
+    if not isinstance(response_format, Mapping) or response_format.get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("schema"), Mapping):
+        raise BadRequestError(
+            "response_format json_schema needs json_schema={'name': ..., 'schema': {...}}",
+            param="response_format",
+        )
+    return str(spec.get("name") or "answer"), dict(spec["schema"]), spec.get("description")
+
+
+def _native_format(params: Mapping[str, Any], schema: Mapping[str, Any]) -> bool:
+    """Whether a structured answer must use ``output_config.format`` rather than a forced tool:
+    thinking on (Anthropic refuses a forced tool then), the caller's own tools or tool choice
+    (a forced tool would shut them out), or a root that is not an object (a tool's input is)."""
+    thinking = _thinking(params)
+    return (
+        (thinking is not None and thinking.get("type") != "disabled")
+        or bool(params.get("tools"))
+        or params.get("tool_choice") is not None
+        or schema.get("type") != "object"
+    )
+
+
+def answer_tool(params: Mapping[str, Any]) -> str | None:
+    """The name of the tool forced to carry a structured answer, None when there is none."""
+    spec = _json_schema(params)
+    if spec is None or _native_format(params, spec[1]):
+        return None
+    return spec[0]
+
+
 def _thinking(params: Mapping[str, Any]) -> dict[str, Any] | None:
     if "thinking" in params:
         return dict(params["thinking"])
@@ -849,6 +919,19 @@ def build_body(call: ChatCall) -> dict[str, Any]:
         body["tool_choice"] = tool_choice
     if thinking is not None:
         body["thinking"] = thinking
+    structured = _json_schema(params)
+    if structured is not None:
+        name, schema, description = structured
+        if _native_format(params, schema):
+            body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        else:
+            tool = {
+                "name": name,
+                "description": description or ANSWER_TOOL_DESCRIPTION,
+                "input_schema": schema,
+            }
+            body["tools"] = [tool]
+            body["tool_choice"] = {"type": "tool", "name": name, "disable_parallel_tool_use": True}
     metadata = dict(params.get("metadata") or {})
     if params.get("user") and "user_id" not in metadata:
         metadata["user_id"] = params["user"]
@@ -867,7 +950,19 @@ class AnthropicProvider:
     option_names: frozenset[str] = frozenset()
 
     def check_params(self, params: dict[str, Any], drop: bool) -> dict[str, Any]:
-        return check_known_params(self.name, params, CHAT_PARAMS, drop)
+        params = check_known_params(self.name, params, CHAT_PARAMS, drop)
+        response_format = params.get("response_format")
+        kind = response_format.get("type") if isinstance(response_format, Mapping) else None
+        if response_format is None or kind == "json_schema":
+            return params
+        if kind != "text" and not drop:  # json_object: no schema to force
+            raise UnsupportedParamsError(
+                f"Anthropic takes response_format of type json_schema (or a msgspec Struct "
+                f"type), not {response_format!r}; pass drop_params=True to leave it out",
+                provider=self.name,
+                param="response_format",
+            )
+        return {k: v for k, v in params.items() if k != "response_format"}
 
     def build_request(self, call: ChatCall) -> HttpRequest:
         headers = {
@@ -902,6 +997,8 @@ class AnthropicProvider:
         tool_calls: list[ToolCall] = []
         citations: list[Any] = []
         special = False
+        answer = answer_tool(call.params)
+        answered = False
         for block in message.content:
             if block.type not in _PLAIN_BLOCKS:
                 special = True
@@ -910,6 +1007,9 @@ class AnthropicProvider:
                 if block.citations:
                     citations.extend(block.citations)
                     special = True
+            elif block.type == "tool_use" and answer is not None and block.name == answer:
+                text.append(bytes(block.input).decode())  # the structured answer, as text
+                answered = True
             elif block.type == "tool_use":
                 arguments = bytes(block.input).decode()
                 tool_calls.append(
@@ -940,10 +1040,11 @@ class AnthropicProvider:
             reasoning_content="".join(reasoning) if reasoning else None,
             provider_fields=fields or None,
         )
+        finish = _finish(message.stop_reason)
+        if finish == "tool_calls" and answered and not tool_calls:
+            finish = "stop"  # the forced answer tool: an answer, not a call
         choice = Choice(
-            message=result,
-            finish_reason=_finish(message.stop_reason),
-            native_finish_reason=message.stop_reason,
+            message=result, finish_reason=finish, native_finish_reason=message.stop_reason
         )
         return ChatResponse(
             id=message.id,
@@ -958,7 +1059,7 @@ class AnthropicProvider:
         return SSEDecoder()
 
     def stream_parser(self, call: ChatCall) -> AnthropicStreamParser:
-        return AnthropicStreamParser(self.name, call.model)
+        return AnthropicStreamParser(self.name, call.model, answer_tool(call.params))
 
     def map_error(
         self, status: int, body: bytes, headers: Mapping[str, str], call: Call

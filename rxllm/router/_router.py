@@ -9,7 +9,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, Literal, overload
 
 import msgspec
@@ -17,12 +17,13 @@ import msgspec
 from .. import providers
 from .._api import DEFAULT_TIMEOUT, MessageLike, _messages
 from .._loop import run_sync
+from .._telemetry import measured
 from ..cache import CacheRequest, CacheUse, ResponseCache, parse_cache_control
 from ..errors import ConfigurationError
 from ..types import ChatResponse
 from ._cached import CachingRouterStream
 from ._config import Deployment, Route, RouteConfig, describe, make_config, make_deployment
-from ._execution import Attempt, Execution, FetchSender, Group, Plan, Policy
+from ._execution import Attempt, Execution, FetchSender, Group, Pick, Plan, Policy
 from ._shared import SharedSettings, SharedState
 from ._stream import RouterStream
 
@@ -606,8 +607,8 @@ class Router:
                 return RouterStream(execution, first, replay=replay)
             return CachingRouterStream(execution, first, use=use, replay=replay)
         if use is None:
-            return run_sync(execution.run(FetchSender()))
-        return run_sync(use.fetch(lambda: execution.run(FetchSender())))
+            return run_sync(_plain(execution, first, name))
+        return run_sync(use.fetch(lambda: _plain(execution, first, name)))
 
     @overload
     async def acompletion(
@@ -663,8 +664,8 @@ class Router:
             routed.bind()
             return routed
         if use is None:
-            return await execution.run(FetchSender())
-        return await use.fetch(lambda: execution.run(FetchSender()))
+            return await _plain(execution, first, name)
+        return await use.fetch(lambda: _plain(execution, first, name))
 
     def _cache_use(
         self,
@@ -707,6 +708,16 @@ class Router:
         return await self.acompletion(
             name, _chat_messages(question, system_prompt), stream=False, **params
         )
+
+
+def _plain(execution: Execution, first: Pick, name: str) -> Coroutine[Any, Any, ChatResponse]:
+    """A plain routed request, measured as one request whatever its attempts (telemetry)."""
+    return measured(
+        first.call,
+        lambda: execution.run(FetchSender()),
+        config=name,
+        records=execution.attempts,
+    )
 
 
 def _chat_messages(question: str, system_prompt: str | None) -> list[dict[str, str]]:

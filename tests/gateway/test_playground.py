@@ -34,7 +34,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from rxllm.gateway._playground import CSP, STATIC_FILES
-from rxllm.gateway._prices import rates
+from rxllm.pricing import price_of as rates
 
 from ..server import Recorded, ReplayServer, Reply
 from .conftest import MASTER, ROOT, Gateway, config_for, respond, write_config
@@ -205,7 +205,7 @@ def test_the_page_ships_with_the_package() -> None:
 
 
 def test_prices_are_the_rates_the_gateway_bills_with(keyed: Gateway) -> None:
-    from rxllm.gateway._prices import cost as _cost
+    from rxllm.pricing import cost_of as _cost
     from rxllm.types import PromptTokensDetails, Usage
 
     url = keyed.url("/v1/rxllm/prices")
