@@ -56,9 +56,9 @@ test-fast: $(BIN)/.installed
 bench: $(BIN)/.bench-installed
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
-# The gateway benchmark (about 15 minutes): `rxllm serve` and LiteLLM's proxy side by side on one
+# The gateway benchmark (about 17 minutes): `rxllm serve` and LiteLLM's proxy side by side on one
 # upstream and one config file; writes benchmarks/gateway/results.md, .json and .png.
-# BENCH_ARGS="--quick" for a minute or two (python -m benchmarks.gateway --help).
+# BENCH_ARGS="--quick" for a couple of minutes (python -m benchmarks.gateway --help).
 bench-gateway: $(BIN)/.bench-installed
 	$(BIN)/python -m benchmarks.gateway $(BENCH_ARGS)
 

@@ -1,7 +1,7 @@
 """Run the gateway benchmark: ``rxllm serve`` and LiteLLM's proxy side by side, one run.
 
-    python -m benchmarks.gateway            # the full run (about 15 minutes)
-    python -m benchmarks.gateway --quick    # a minute or two: rough figures
+    python -m benchmarks.gateway            # the full run (about 17 minutes)
+    python -m benchmarks.gateway --quick    # a couple of minutes: rough figures
     python -m benchmarks.gateway --smoke --gateways rxllm   # seconds: checks the harness
 
 Every party has its own process: the upstream (upstream.py, an OpenAI-compatible aiohttp
