@@ -234,6 +234,18 @@ GATEWAY_ENV = {
 }
 
 
+def gateway_env() -> dict[str, str]:
+    """The gateways' environment: GATEWAY_ENV, and this checkout's rxllm first on the path
+    (a gateway runs in a temporary folder, where ``python -m rxllm`` would otherwise import
+    whichever rxllm is installed)."""
+    path = os.environ.get("PYTHONPATH")
+    return {
+        **os.environ,
+        **GATEWAY_ENV,
+        "PYTHONPATH": str(ROOT) + (os.pathsep + path if path else ""),
+    }
+
+
 def machine_busy() -> float:
     """CPU seconds the whole machine has spent busy since boot (all cores, /proc/stat)."""
     with open("/proc/stat") as stat:
@@ -267,7 +279,7 @@ class Gateway:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=folder,
-            env={**os.environ, **GATEWAY_ENV},
+            env=gateway_env(),
             start_new_session=True,  # its own process group: its workers stop with it
         )
         self.ready_s = self._wait_ready(started)
@@ -624,7 +636,7 @@ def run(s: Settings, only: list[str], key: str | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.gateway", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes: a minute or two")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a couple of minutes")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the harness")
     parser.add_argument("--out", type=Path, default=HERE, help="where to write results.*")
     parser.add_argument(
