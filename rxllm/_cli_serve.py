@@ -42,7 +42,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.redis:
         config = msgspec.structs.replace(config, redis_url=args.redis)
     if worker:
-        run_worker(config, socket.socket(fileno=args.worker_fd))
+        run_worker(config, socket.socket(fileno=args.worker_fd), loop=args.loop)
         return 0
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, not {args.workers}")
@@ -59,7 +59,7 @@ def serve(args: argparse.Namespace, argv: Sequence[str]) -> int:
     workers = f", {args.workers} workers" if args.workers > 1 else ""
     _say(f"listening on http://{shown}:{port}{workers} (models: {_models(config)})")
     if args.workers == 1:
-        run_worker(config, sock)
+        run_worker(config, sock, loop=args.loop)
         return 0
     return supervise(argv, sock, args.workers, config.general.drain_seconds, _say)
 

@@ -248,6 +248,19 @@ class StreamIterator(Generic[T]):
             finally:
                 timer.cancel()
 
+    def ready(self) -> list[T]:
+        """The items already buffered, taken now without waiting (``[]`` when none, or at the
+        end: the next ``next_within`` / ``__anext__`` reports the end). For a relay that
+        writes what arrived together in one go."""
+        channel = self._channel
+        taken: list[T] = []
+        with channel.lock:
+            items = channel.items
+            while items and not isinstance(items[0], _Ended):
+                _, item = channel.take()
+                taken.append(item)
+        return taken
+
     def __iter__(self) -> StreamIterator[T]:
         return self
 

@@ -136,6 +136,13 @@ def _parser() -> argparse.ArgumentParser:
         help="share limits, cooldowns, keys' spend and the cache with other instances on this "
         "Redis (overrides router_settings.redis_url), e.g. redis://127.0.0.1:6379/0",
     )
+    serve.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="the event loop: uvloop (faster; installed with the gateway extra where it "
+        "builds) or asyncio's; auto: uvloop when installed",
+    )
     serve.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)
     return parser
 

@@ -8,6 +8,8 @@ import json
 import threading
 import tracemalloc
 
+import pytest
+
 import rxllm
 from rxllm import ops
 from rxllm.streaming import iterate
@@ -120,3 +122,18 @@ async def test_slow_async_consumer_on_another_loop_holds_the_server_back(
         tracemalloc.stop()
     assert received == [f"{i:06d}" for i in range(CHUNKS)]
     assert server.completed.wait(10)
+
+
+async def test_ready_takes_what_is_buffered_without_waiting() -> None:
+    """``StreamIterator.ready()``: the items already in, at once; the end stays for the next
+    wait to report."""
+    import reactivex
+
+    from rxllm._flow import StreamIterator
+
+    chunks = StreamIterator(reactivex.of(1, 2, 3))
+    assert await chunks.next_within(1.0) == 1  # subscribes: all three arrive at once
+    assert chunks.ready() == [2, 3]
+    assert chunks.ready() == []
+    with pytest.raises(StopAsyncIteration):
+        await chunks.next_within(1.0)

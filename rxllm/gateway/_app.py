@@ -477,10 +477,14 @@ class Gateway:
                 if first:
                     first = False
                     provider, model = item.provider, item.model
-                for choice in item.choices:
-                    delta = choice.delta
-                    chars += len(delta.content or "") + len(delta.reasoning_content or "")
-                data = frames.chunk(item)
+                # What arrived with it (one upstream read) leaves in the same write: each
+                # chunk its own event, none held back.
+                batch = (item, *chunks.ready())
+                for chunk in batch:
+                    for choice in chunk.choices:
+                        delta = choice.delta
+                        chars += len(delta.content or "") + len(delta.reasoning_content or "")
+                data = frames.chunk(item) if len(batch) == 1 else b"".join(map(frames.chunk, batch))
                 if data:
                     await response.write(data)
         except asyncio.CancelledError:

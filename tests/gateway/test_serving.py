@@ -435,3 +435,20 @@ async def test_two_workers_serve_one_port(tmp_path: Path, upstream: ReplayServer
         assert float(line.split()[-1]) == 20
     finally:
         assert process.stop() == 0
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_either_event_loop_serves(tmp_path: Path, loop: str) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    process = Gateway(["--mock", "--loop", loop], cwd=tmp_path)
+    try:
+        client = openai.AsyncOpenAI(base_url=process.url("/v1"), api_key="x", max_retries=0)
+        stream = await client.chat.completions.create(
+            model="mock/m", messages=[{"role": "user", "content": "one two three"}], stream=True
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        await client.close()
+    finally:
+        assert process.stop() == 0
+    assert text == "one two three"
