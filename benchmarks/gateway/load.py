@@ -17,6 +17,10 @@ Commands (``op``):
   generator or gateway falling behind is counted, not hidden.
 * ``coalesce``: streams whose upstream writes a content event every ``gap`` ms; the arrival
   time of every event and the socket read it came in.
+* ``streams``: like ``sequential``, streamed, for each request the time to the first byte of
+  the body, to the first content event and to the end, and the ``x-rxllm-cache`` header.
+* ``closed``: a closed loop, ``clients`` concurrent clients each sending its next request when
+  the last one is answered, for some seconds: requests/s and latency.
 * ``hold``: ``streams`` concurrent streams of the upstream's ``hold`` profile held open while
   the gateway's RSS (summed over its processes) is sampled, then released and read to the end.
 """
@@ -215,6 +219,102 @@ class Load:
             "samples": {name: summary(values) for name, values in samples.items()},
             "raw": samples,
             "errors": errors,
+        }
+
+    async def timed_stream(self, target: dict[str, Any], model: str) -> dict[str, Any]:
+        """One streamed request: seconds to the first body byte, the first content event and
+        the end, and the response's ``x-rxllm-cache`` header."""
+        parser = Events()
+        first_byte = first_content = None
+        last = b""
+        start = time.perf_counter()
+        async with self.session.post(
+            url(target), data=self.body(model, True), headers=headers(target)
+        ) as resp:
+            if resp.status != 200:
+                raise RuntimeError(f"HTTP {resp.status}: {(await resp.read())[:300]!r}")
+            cache = resp.headers.get("x-rxllm-cache")
+            async for data in resp.content.iter_any():
+                now = time.perf_counter()
+                if first_byte is None:
+                    first_byte = now - start
+                for event, _, _ in parser.feed(data, now):
+                    last = event
+                    if first_content is None and content_of(event):
+                        first_content = now - start
+        end = time.perf_counter() - start
+        if first_content is None or last != b"[DONE]":
+            raise RuntimeError("no content event, or the stream did not end with [DONE]")
+        return {"ttfb": first_byte, "ttft": first_content, "end": end, "cache": cache}
+
+    async def op_streams(
+        self, targets: list[dict[str, Any]], model: str, reps: int, warmup: int
+    ) -> dict[str, Any]:
+        names = [t["name"] for t in targets]
+        raw: dict[str, dict[str, list[float]]] = {
+            n: {"ttfb": [], "ttft": [], "end": []} for n in names
+        }
+        cache: dict[str, dict[str, int]] = {n: {} for n in names}
+        errors: dict[str, str] = {}
+        live = list(targets)
+        for i in range(warmup + reps):
+            shift = i % len(live) if live else 0
+            for target in live[shift:] + live[:shift]:
+                try:
+                    got = await self.timed_stream(target, model)
+                except Exception as exc:
+                    errors[target["name"]] = f"{type(exc).__name__}: {exc}"
+                    live.remove(target)
+                    break
+                if i >= warmup:
+                    for what in ("ttfb", "ttft", "end"):
+                        raw[target["name"]][what].append(got[what])
+                    seen = cache[target["name"]]
+                    seen[str(got["cache"])] = seen.get(str(got["cache"]), 0) + 1
+        return {
+            "samples": {n: {w: summary(v) for w, v in r.items()} for n, r in raw.items()},
+            "raw": raw,
+            "cache": cache,
+            "errors": errors,
+        }
+
+    async def op_closed(
+        self, *, target: dict[str, Any], model: str, clients: int, seconds: float, warmup: float
+    ) -> dict[str, Any]:
+        latencies: list[float] = []
+        errors: list[str] = []
+        start = time.perf_counter()
+        counted_from = start + warmup
+        deadline = counted_from + seconds
+
+        async def client() -> None:
+            while True:
+                sent = time.perf_counter()
+                if sent >= deadline:
+                    return
+                try:
+                    async with self.session.post(
+                        url(target), data=self.body(model, False), headers=headers(target)
+                    ) as resp:
+                        await resp.read()
+                        if resp.status != 200:
+                            raise RuntimeError(f"HTTP {resp.status}")
+                except Exception as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                done = time.perf_counter()
+                if sent >= counted_from and done <= deadline:
+                    latencies.append(done - sent)
+
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return {
+            "clients": clients,
+            "seconds": seconds,
+            "requests": len(latencies),
+            "rate": len(latencies) / seconds,
+            "latency": summary(latencies),
+            "errors": len(errors),
+            "first_error": errors[0] if errors else None,
         }
 
     async def op_rate(
