@@ -376,6 +376,8 @@ class Gateway:
         hit = is_cache_hit(answer)
         request["cache_hit"] = hit
         self.metrics.cache.labels("hit" if hit else "miss").inc()
+        if self.config.cache.type == "redis":  # its lookup was a round trip on the path
+            self.metrics.redis_round_trips.inc()
 
     def _thinking_as_taken(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
         """Anthropic's ``thinking`` as the configured deployments take it: as it is where
