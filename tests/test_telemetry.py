@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +61,30 @@ GEN_AI_NAMES = {
 }
 
 
+#: Notified whenever something a test waits for happens: a span ends, a sink hears of a request,
+#: rxllm's telemetry logs. ``wait_for`` waits on it (with a timeout), never polls.
+CHANGED = threading.Condition()
+
+
+def _changed() -> None:
+    with CHANGED:
+        CHANGED.notify_all()
+
+
+class _Notifying(SimpleSpanProcessor):
+    def on_end(self, span: ReadableSpan) -> None:
+        super().on_end(span)
+        _changed()
+
+
+class _LogNotifier(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        _changed()
+
+
+logging.getLogger("rxllm.telemetry").addHandler(_LogNotifier())
+
+
 @dataclass
 class Otel:
     spans: InMemorySpanExporter
@@ -70,9 +94,7 @@ class Otel:
     def finished(self, n: int = 1, timeout: float = 10) -> list[ReadableSpan]:
         """The ended spans, once there are at least ``n`` (a stream's span may end on its
         loop thread just after its subscriber heard of the end)."""
-        deadline = time.monotonic() + timeout
-        while len(self.spans.get_finished_spans()) < n and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: len(self.spans.get_finished_spans()) >= n, timeout)
         return list(self.spans.get_finished_spans())
 
     def chat_spans(self, n: int = 1) -> list[ReadableSpan]:
@@ -99,7 +121,7 @@ class Otel:
 def otel() -> Iterator[Otel]:
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer_provider.add_span_processor(_Notifying(spans))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
     telemetry.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
@@ -123,12 +145,9 @@ def attributes_of(span: ReadableSpan) -> dict[str, Any]:
 
 
 def wait_for(condition: Any, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+    """Wait until ``condition()`` holds, woken by :data:`CHANGED`; False after ``timeout``."""
+    with CHANGED:
+        return bool(CHANGED.wait_for(condition, timeout))
 
 
 # --- one request, one span --------------------------------------------------------------------
@@ -373,8 +392,8 @@ def test_a_cancelled_stream_ends_its_span_once(
     subscription.dispose()
     assert server.disconnected.wait(10)
     (span,) = otel.chat_spans()
-    time.sleep(0.1)
-    assert len(otel.spans.get_finished_spans()) == 1  # ended exactly once
+    # ended exactly once: no second end within a while
+    assert not wait_for(lambda: len(otel.spans.get_finished_spans()) > 1, timeout=0.2)
     attributes = attributes_of(span)
     assert attributes["error.type"] == "StreamCancelledError"
     assert span.status.status_code is StatusCode.ERROR
@@ -743,7 +762,7 @@ def test_instrument_twice_is_harmless_and_uninstrument_turns_it_off(
     chat = openai_stream(openai_base)
     assert chat._telemetry is None
     collect_sync(chat, timeout=10)
-    time.sleep(0.05)
+    assert not wait_for(lambda: len(otel.spans.get_finished_spans()) > 1, timeout=0.2)
     assert len(otel.spans.get_finished_spans()) == 1
 
 
@@ -800,11 +819,14 @@ def test_rxllm_otel_in_the_environment_turns_it_on_at_import() -> None:
         # The application sets its provider after importing rxllm: spans still reach it.
         "exporter = InMemorySpanExporter()\n"
         "provider = TracerProvider()\n"
-        "provider.add_span_processor(SimpleSpanProcessor(exporter))\n"
-        "trace.set_tracer_provider(provider)\n" + MOCK_STREAM + "import time\n"
-        "deadline = time.monotonic() + 10\n"
-        "while not exporter.get_finished_spans() and time.monotonic() < deadline:\n"
-        "    time.sleep(0.01)\n"
+        "import threading\n"
+        "ended = threading.Event()\n"
+        "class Notifying(SimpleSpanProcessor):\n"
+        "    def on_end(self, span):\n"
+        "        super().on_end(span)\n"
+        "        ended.set()\n"
+        "provider.add_span_processor(Notifying(exporter))\n"
+        "trace.set_tracer_provider(provider)\n" + MOCK_STREAM + "assert ended.wait(10)\n"
         "(span,) = exporter.get_finished_spans()\n"
         "print(span.name, dict(span.attributes)['gen_ai.provider.name'])\n"
     )
@@ -843,6 +865,7 @@ class Recording(_telemetry.Listener):
 
     def finished(self, request: _telemetry.RequestTelemetry) -> None:
         self.log.append(("finished", request))
+        _changed()
 
 
 class RecordingSink:
