@@ -116,14 +116,12 @@ def redis_client(server: RedisServer) -> redis.Redis:
     return redis.Redis.from_url(server.url, socket_timeout=5)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """A bounded poll, for conditions no event tells (a probe finding Redis again)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+def wait_until(router: Router, condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Wait until ``condition()`` holds, re-checked whenever ``router``'s shared state changes
+    (a probe finding Redis, a release flushed, a request admitted): no polling."""
+    shared = router._policy.shared
+    assert shared is not None
+    return shared.wait_for(condition, timeout)
 
 
 # --- without redis_url ----------------------------------------------------------------------
@@ -259,7 +257,7 @@ def test_a_tpm_limit_holds_across_routers_with_the_real_usage(
     # 3 tokens estimated, 34 really used: the correction reaches Redis after the answer
     client = redis_client(redis_server)
     key = "rxllm:{smart}:a:tpm"
-    assert wait_until(lambda: sum(int(v) for v in client.hvals(key)) == 34)
+    assert wait_until(r1, lambda: sum(int(v) for v in client.hvals(key)) == 34)
     assert len(client.hkeys(key)) == 1  # corrected in the bucket the script counted it in
     assert r2.completion("smart", messages=short).text == RESPONSE_TEXT  # 34 + 3 fits
     assert r2.completion("smart", messages=short, max_tokens=20).text == RESPONSE_TEXT
@@ -396,7 +394,7 @@ def test_least_busy_sees_the_other_routers_requests_in_flight(
         r.register("smart", deployments=[dep(a, "a"), dep(b, "b")], strategy="least-busy")
     first = Recorder()
     subscription = r1.completion("smart", messages=MESSAGES, stream=True).subscribe(first)
-    assert wait_until(lambda: bool(a.requests))
+    assert first.first.wait(10)  # a answers (and stalls): r1's request is in flight on a
     assert [s["in_flight"] for s in r2.status("smart")] == [0, 0]  # r2 has none of its own
     second = r2.completion("smart", messages=MESSAGES, stream=True)
     assert collect_sync(second, timeout=10).text == TEXT
@@ -406,7 +404,7 @@ def test_least_busy_sees_the_other_routers_requests_in_flight(
     subscription.dispose()
     assert a.disconnected.wait(10)
     client = redis_client(redis_server)
-    assert wait_until(lambda: client.zcard("rxllm:{smart}:a:busy") == 0)  # released
+    assert wait_until(r1, lambda: client.zcard("rxllm:{smart}:a:busy") == 0)  # released
     client.close()
     a.default = Reply(body=body)
     third = r2.completion("smart", messages=MESSAGES, stream=True)
@@ -515,8 +513,8 @@ def test_redis_stopped_mid_run_then_back(
     warnings = [x.getMessage() for x in caplog.records if x.levelno == logging.WARNING]
     assert sum("is unavailable" in w for w in warnings) == 1
     redis_server.start()
-    assert wait_until(lambda: r.shared_status()["connected"])  # the probe found it
-    assert wait_until(lambda: r.shared_status()["subscribed"])
+    assert wait_until(r, lambda: r.shared_status()["connected"])  # the probe found it
+    assert wait_until(r, lambda: r.shared_status()["subscribed"])
     r.configure(max_retry_time=60.0)
     r.register("smart", deployments=[dep(a, "a", rpm=3)])  # a fresh local window
     before = r.shared_status()["admissions"]
@@ -543,7 +541,7 @@ def test_redis_down_at_start_the_router_works_locally(
     assert time.monotonic() - started < 2
     assert r.shared_status()["state"] == "disconnected"
     redis_server.start()
-    assert wait_until(lambda: r.shared_status()["connected"])
+    assert wait_until(r, lambda: r.shared_status()["connected"])
     assert ask(r) == RESPONSE_TEXT
     assert r.shared_status()["admissions"] == 1
 
@@ -577,7 +575,7 @@ def test_a_frozen_redis_never_hangs_a_request(
         assert r.shared_status()["state"] == "disconnected"
     finally:
         os.kill(pid, signal.SIGCONT)
-    assert wait_until(lambda: r.shared_status()["connected"])
+    assert wait_until(r, lambda: r.shared_status()["connected"])
     assert ask(r) == RESPONSE_TEXT
     warnings = [x.getMessage() for x in caplog.records if x.name == "rxllm.router"]
     assert sum("is unavailable (timed out)" in w for w in warnings) == 1, warnings
@@ -601,7 +599,7 @@ def test_redis_going_away_during_a_stream_does_not_touch_it(
     redis_server.stop()  # the release after the answer will fail: nobody waits for it
     assert collect_sync(stream, timeout=10).text == TEXT
     assert attempts.wait(1) == [("a", "success")]
-    assert wait_until(lambda: r.shared_status()["errors"] >= 1)
+    assert wait_until(r, lambda: r.shared_status()["errors"] >= 1)
 
 
 # --- one round trip per request, and loops ---------------------------------------------------
@@ -621,7 +619,7 @@ def test_one_round_trip_on_the_path_of_a_request(
     after = r.shared_status()
     assert after["path_round_trips"] - before["path_round_trips"] == 10
     # and one more each after the answer (release and tpm correction, pipelined)
-    assert wait_until(lambda: r.shared_status()["round_trips"] - before["round_trips"] == 20)
+    assert wait_until(r, lambda: r.shared_status()["round_trips"] - before["round_trips"] == 20)
 
 
 async def test_a_router_on_the_test_loop_and_on_the_background_loop(

@@ -317,7 +317,9 @@ class SharedState:
             weakref.WeakKeyDictionary()
         )
         self._listeners: tuple[Listener, ...] = ()
-        self._guard = threading.Lock()
+        #: Guards the state and counters; notified whenever :meth:`status` would change, so
+        #: :meth:`wait_for` needs no polling.
+        self._guard = threading.Condition(threading.RLock())
         #: "idle" (not used yet), "connected" or "disconnected" (the circuit is open).
         self._state = "idle"
         self._probe: asyncio.Task[None] | None = None
@@ -380,6 +382,19 @@ class SharedState:
     def _count(self, name: str, n: int = 1) -> None:
         with self._guard:
             self.counts[name] += n
+            self._guard.notify_all()
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``condition()`` holds, re-checked each time the state or a counter of
+        :meth:`status` changes (a probe found Redis, a release was flushed...); False after
+        ``timeout`` seconds."""
+        with self._guard:
+            return bool(self._guard.wait_for(condition, timeout))
+
+    def _set_subscribed(self, subscribed: bool) -> None:
+        with self._guard:
+            self._subscribed = subscribed
+            self._guard.notify_all()
 
     # --- the circuit breaker ------------------------------------------------------------------
 
@@ -392,6 +407,7 @@ class SharedState:
             if self._state != "disconnected":
                 return True
             self.counts["fallbacks"] += 1
+            self._guard.notify_all()
             probe = self._probe
             alive = probe is not None and not probe.done() and not probe.get_loop().is_closed()
             if alive or not tasks:
@@ -413,6 +429,7 @@ class SharedState:
             start = probe is None or probe.done() or probe.get_loop().is_closed()
             if start and tasks and not self._closed:
                 self._probe = asyncio.get_running_loop().create_task(self._probe_until_back())
+            self._guard.notify_all()
         if was != "disconnected":
             log.warning(
                 "router: shared state on Redis (%s) is unavailable (%s): routing on this "
@@ -427,6 +444,7 @@ class SharedState:
             was = self._state
             self._state = "connected"
             self._connected_at = time.monotonic()
+            self._guard.notify_all()
         if was == "disconnected":
             log.warning(
                 "router: shared state on Redis (%s) is back: sharing again",
@@ -485,6 +503,7 @@ class SharedState:
                 if self._state == "idle":
                     self._state = "connected"
                     self._connected_at = time.monotonic()
+                    self._guard.notify_all()
         return result
 
     def _trip(self, path: bool) -> None:
@@ -493,6 +512,7 @@ class SharedState:
             self.counts["round_trips"] += 1
             if path:
                 self.counts["path_round_trips"] += 1
+            self._guard.notify_all()
 
     async def _script(
         self,
@@ -760,7 +780,7 @@ class SharedState:
             try:
                 pubsub = self._client().pubsub(ignore_subscribe_messages=True)
                 await asyncio.wait_for(pubsub.subscribe(self.channel), self.settings.timeout)
-                self._subscribed = True
+                self._set_subscribed(True)
                 ready.set()
                 delay = self.settings.probe_delay
                 while True:
@@ -772,7 +792,7 @@ class SharedState:
             except Exception as exc:
                 log.debug("router: shared state listener: %s", _describe(exc))
             finally:
-                self._subscribed = False
+                self._set_subscribed(False)
                 ready.clear()
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
